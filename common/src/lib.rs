@@ -1,0 +1,6 @@
+//! What `stun-server` and `ice-probe` share: the STUN wire format, STUN/TURN
+//! URIs and the report types both print.
+
+pub mod bench_report;
+pub mod stun;
+pub mod uri;

@@ -1,0 +1,35 @@
+use clap::Parser;
+use stun_server::{Args, ServerConfig};
+
+fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match ServerConfig::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stun-server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stun-server: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(stun_server::run(config)) {
+        eprintln!("stun-server: {e:#}");
+        std::process::exit(1);
+    }
+}
