@@ -15,6 +15,8 @@ pub struct BenchReport {
     /// The address the URI resolved to.
     pub server_address: String,
     pub sockets: usize,
+    /// Load-generator threads.
+    pub threads: usize,
     /// Requests kept in flight per socket.
     pub window: usize,
     /// Length of the measured window in seconds.
@@ -28,6 +30,8 @@ pub struct BenchReport {
     /// Datagrams that were not a valid answer to an outstanding request
     /// (wrong transaction ID, bad XOR-MAPPED-ADDRESS, error response...).
     pub invalid: u64,
+    /// Valid answers that came after their request was counted lost.
+    pub late: u64,
     pub timeout_ms: u64,
     /// `received / duration_s`.
     pub responses_per_sec: f64,

@@ -184,7 +184,7 @@ impl<'a> Message<'a> {
         if !has_cookie && !allow_classic {
             return Err(FrameError::BadCookie);
         }
-        if length % 4 != 0 || HEADER_LEN + length != bytes.len() {
+        if length & 3 != 0 || HEADER_LEN + length != bytes.len() {
             return Err(FrameError::BadLength);
         }
         let mut has_fingerprint = false;

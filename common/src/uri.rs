@@ -156,7 +156,8 @@ impl FromStr for IceUri {
             let (lit, tail) = after
                 .split_once(']')
                 .ok_or_else(|| UriError::Ipv6(orig.to_string()))?;
-            let ip: std::net::Ipv6Addr = lit.parse().map_err(|_| UriError::Ipv6(orig.to_string()))?;
+            let ip: std::net::Ipv6Addr =
+                lit.parse().map_err(|_| UriError::Ipv6(orig.to_string()))?;
             let port = match tail {
                 "" => None,
                 t => Some(

@@ -1,1 +1,11 @@
+//! `ice-probe`: diagnose WebRTC connectivity. Each subcommand's engine is a
+//! module; rendering is apart from measuring.
 
+pub mod bench;
+pub mod cli;
+pub mod error;
+pub mod render;
+pub mod resolve;
+pub mod time_arg;
+
+pub use error::{exit, ProbeError};

@@ -373,8 +373,8 @@ mod tests {
             "listen = [\"127.0.0.1:4000\"]\nsoftware = \"file\"\nrate-limit = \"off\"\nworkers = 3\nsocket-buffer = \"1M\"",
         )
         .unwrap();
-        let c = ServerConfig::merge(args(&["--software", "flag", "--rate-limit", "50"]), file)
-            .unwrap();
+        let c =
+            ServerConfig::merge(args(&["--software", "flag", "--rate-limit", "50"]), file).unwrap();
         assert_eq!(c.listen, vec!["127.0.0.1:4000".parse().unwrap()]);
         assert_eq!(c.software.as_deref(), Some("flag"));
         assert_eq!(c.rate_limit.unwrap().per_second, 50.0);
@@ -394,12 +394,20 @@ mod tests {
             err(&["--listen", "0.0.0.0:3478", "--alternate", "127.0.0.2:3479"])
                 .contains("specific IPs")
         );
-        assert!(
-            err(&["--listen", "127.0.0.1:3478", "--alternate", "127.0.0.1:3479"])
-                .contains("different IP")
-        );
+        assert!(err(&[
+            "--listen",
+            "127.0.0.1:3478",
+            "--alternate",
+            "127.0.0.1:3479"
+        ])
+        .contains("different IP"));
         let c = ServerConfig::merge(
-            args(&["--listen", "127.0.0.1:3478", "--alternate", "127.0.0.2:3479"]),
+            args(&[
+                "--listen",
+                "127.0.0.1:3478",
+                "--alternate",
+                "127.0.0.2:3479",
+            ]),
             FileConfig::default(),
         )
         .unwrap();

@@ -32,7 +32,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
 
 async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(s.started.elapsed().as_secs_f64()),
     )
         .into_response()

@@ -121,9 +121,8 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self, uptime_s: f64) -> String {
         let mut s = String::with_capacity(4096);
-        let totals = |f: &dyn Fn(&WorkerMetrics) -> u64| -> u64 {
-            self.workers.iter().map(|w| f(w)).sum()
-        };
+        let totals =
+            |f: &dyn Fn(&WorkerMetrics) -> u64| -> u64 { self.workers.iter().map(|w| f(w)).sum() };
         let _ = writeln!(
             s,
             "# HELP stun_requests_total Datagrams received on the STUN ports.\n# TYPE stun_requests_total counter\nstun_requests_total {}",
@@ -221,8 +220,10 @@ mod tests {
     #[test]
     fn render_has_every_family() {
         let w = Arc::new(WorkerMetrics::new(0, "127.0.0.1:3478".parse().unwrap()));
-        let mut c = LocalCounts::default();
-        c.datagrams = 3;
+        let mut c = LocalCounts {
+            datagrams: 3,
+            ..Default::default()
+        };
         c.reply(ReplyClass::Success);
         c.drop(DropReason::RateLimited);
         w.publish(&mut c);
@@ -232,6 +233,8 @@ mod tests {
         assert!(text.contains("stun_responses_total{class=\"success\"} 1"));
         assert!(text.contains("stun_dropped_total{reason=\"rate_limited\"} 1"));
         assert!(text.contains("stun_rate_limited_total 1"));
-        assert!(text.contains("stun_worker_requests_total{worker=\"0\",listen=\"127.0.0.1:3478\"} 3"));
+        assert!(
+            text.contains("stun_worker_requests_total{worker=\"0\",listen=\"127.0.0.1:3478\"} 3")
+        );
     }
 }

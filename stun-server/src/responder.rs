@@ -5,8 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use common::stun::{
-    attr, change, message_type, method, Class, FrameError, Message, MessageWriter,
-    BINDING_SUCCESS,
+    attr, change, message_type, method, Class, FrameError, Message, MessageWriter, BINDING_SUCCESS,
 };
 
 /// Largest response we ever build (a 420 listing 16 unknown attributes plus
@@ -114,15 +113,12 @@ impl DropReason {
 
     /// Every reason, for metrics.
     pub fn all() -> impl Iterator<Item = DropReason> {
-        FrameError::ALL
-            .into_iter()
-            .map(DropReason::Frame)
-            .chain([
-                DropReason::NotRequest,
-                DropReason::BadSource,
-                DropReason::RateLimited,
-                DropReason::Oversized,
-            ])
+        FrameError::ALL.into_iter().map(DropReason::Frame).chain([
+            DropReason::NotRequest,
+            DropReason::BadSource,
+            DropReason::RateLimited,
+            DropReason::Oversized,
+        ])
     }
 }
 
@@ -213,11 +209,12 @@ impl BindingResponder {
                     }
                 }
                 t if understood(t) => {}
-                t if attr::is_comprehension_required(t) => {
-                    if n_unknown < MAX_UNKNOWN && !unknown[..n_unknown].contains(&t) {
-                        unknown[n_unknown] = t;
-                        n_unknown += 1;
-                    }
+                t if attr::is_comprehension_required(t)
+                    && n_unknown < MAX_UNKNOWN
+                    && !unknown[..n_unknown].contains(&t) =>
+                {
+                    unknown[n_unknown] = t;
+                    n_unknown += 1;
                 }
                 _ => {}
             }

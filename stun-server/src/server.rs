@@ -40,7 +40,9 @@ pub enum ServeError {
 
 fn bind_error(addr: SocketAddr, source: io::Error) -> ServeError {
     let hint = match source.kind() {
-        io::ErrorKind::AddrInUse => " (another process is using this port; stop it or choose another --listen)",
+        io::ErrorKind::AddrInUse => {
+            " (another process is using this port; stop it or choose another --listen)"
+        }
         io::ErrorKind::AddrNotAvailable => " (this machine has no such address)",
         io::ErrorKind::PermissionDenied => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
         _ => "",
@@ -75,7 +77,9 @@ fn open_group(addr: SocketAddr, workers: usize, buffer: usize) -> Result<Group, 
     }
     if workers > 1 {
         if let Err(e) = socket::steer_by_source(&sockets[0], workers, real.is_ipv6()) {
-            tracing::debug!("source-IP steering unavailable on {real}: {e}; using the kernel's 4-tuple hash");
+            tracing::debug!(
+                "source-IP steering unavailable on {real}: {e}; using the kernel's 4-tuple hash"
+            );
         }
     }
     Ok(Group {
@@ -97,7 +101,10 @@ fn open_rfc5780(
         let a = open_group(r.alternate, workers, buffer)?;
         let pq = SocketAddr::new(r.primary.ip(), a.addr.port());
         let ap = SocketAddr::new(r.alternate.ip(), p.addr.port());
-        match (open_group(pq, workers, buffer), open_group(ap, workers, buffer)) {
+        match (
+            open_group(pq, workers, buffer),
+            open_group(ap, workers, buffer),
+        ) {
             (Ok(g2), Ok(g3)) => {
                 let real = Rfc5780 {
                     primary: p.addr,

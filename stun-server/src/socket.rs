@@ -202,7 +202,7 @@ pub fn steer_by_source(s: &UdpSocket, sockets: usize, v6: bool) -> io::Result<()
         libc::setsockopt(
             s.as_raw_fd(),
             libc::SOL_SOCKET,
-            51 /* SO_ATTACH_REUSEPORT_CBPF */,
+            51, /* SO_ATTACH_REUSEPORT_CBPF */
             &fprog as *const _ as *const libc::c_void,
             mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
         )

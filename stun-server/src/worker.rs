@@ -161,9 +161,9 @@ impl Worker {
                     }
                 }
                 let len = hdr.msg_len as usize;
-                let outcome =
-                    self.responder
-                        .respond(&b.rx[i][..len], src, local, &mut b.tx[out]);
+                let outcome = self
+                    .responder
+                    .respond(&b.rx[i][..len], src, local, &mut b.tx[out]);
                 match outcome {
                     Outcome::Drop(r) => counts.drop(r),
                     Outcome::Reply {
@@ -249,8 +249,7 @@ fn packet_destination(h: &libc::msghdr) -> Option<(IpAddr, u32)> {
                 return Some((IpAddr::V4(ip), info.ipi_ifindex as u32));
             }
             if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
-                let info =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
                 let ip = Ipv6Addr::from(info.ipi6_addr.s6_addr);
                 return Some((IpAddr::V6(ip), info.ipi6_ifindex));
             }
