@@ -54,7 +54,8 @@ impl Rfc5780 {
 /// What the responder is configured to do.
 #[derive(Debug, Clone, Default)]
 pub struct ResponderConfig {
-    /// SOFTWARE attribute value, if any (opt-in: it only adds bytes).
+    /// SOFTWARE attribute value for success responses, if any (opt-in: it
+    /// only adds bytes).
     pub software: Option<String>,
     /// Accept RFC 3489 requests and add MAPPED-ADDRESS to every success.
     pub legacy: bool,
@@ -202,7 +203,9 @@ impl BindingResponder {
                     }
                 }
                 attr::RESPONSE_PORT if self.config.rfc5780.is_some() => {
-                    if v.len() != 4 || response_port.is_some() {
+                    // A 16-bit port and 16 bits of padding: clients send
+                    // length 4 (coturn) or 2 (stuntman, stun-rs).
+                    if !(v.len() == 2 || v.len() == 4) || response_port.is_some() {
                         malformed = true;
                     } else {
                         response_port = Some(u16::from_be_bytes([v[0], v[1]]));
@@ -293,8 +296,9 @@ impl BindingResponder {
         Some(w.finish())
     }
 
-    /// Error responses carry no reason phrase: the code is the contract, and
-    /// keeping them small keeps amplification under 1.5x.
+    /// Error responses carry no reason phrase and no SOFTWARE: the code is
+    /// the contract, and keeping them small keeps amplification under 1.5x
+    /// (errors go to anyone who can forge a 20-byte datagram).
     fn error(
         &self,
         msg: &Message<'_>,
@@ -307,9 +311,6 @@ impl BindingResponder {
         w.error_code(code, "").ok()?;
         if !unknown.is_empty() {
             w.unknown_attributes(unknown).ok()?;
-        }
-        if let Some(s) = &self.config.software {
-            w.attribute(attr::SOFTWARE, s.as_bytes()).ok()?;
         }
         if msg.has_fingerprint() {
             w.fingerprint().ok()?;
