@@ -338,7 +338,7 @@ fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.message().to_string()
+        message: e.message().trim().replace('\n', "; ")
             + &e.span()
                 .map(|s| {
                     let line = text[..s.start].matches('\n').count() + 1;
@@ -412,6 +412,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.listen.len(), 4);
+    }
+
+    #[test]
+    fn shipped_config_file_parses() {
+        let file: FileConfig = toml::from_str(include_str!("../../dist/stun-server.toml")).unwrap();
+        let c = ServerConfig::merge(args(&[]), file).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.http.is_some());
     }
 
     #[test]
