@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod render;
 pub mod resolve;
+pub mod stun_client;
 pub mod time_arg;
 
 pub use error::{exit, ProbeError};
