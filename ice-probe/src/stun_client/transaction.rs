@@ -21,7 +21,7 @@ pub enum Outcome {
     Answered {
         /// Where it came from (RFC 5780 tests check this).
         from: SocketAddr,
-        /// The local socket address it arrived on.
+        /// From the last transmission to the answer.
         rtt: Duration,
         /// Retransmissions before the answer.
         retransmits: u32,
