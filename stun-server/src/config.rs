@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, value_name = "IP:PORT")]
     pub alternate: Option<SocketAddr>,
 
-    /// Add a SOFTWARE attribute with NAME to every response (off by default: it only adds bytes).
+    /// Add a SOFTWARE attribute with NAME to every success response (off by default: it only adds bytes).
     #[arg(long, value_name = "NAME")]
     pub software: Option<String>,
 

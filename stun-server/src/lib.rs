@@ -24,6 +24,9 @@ pub use server::UdpServer;
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Handlers first: a signal that arrives while we start must still stop
+    // us cleanly, not kill us.
+    let shutdown = shutdown_signal()?;
     let udp = UdpServer::start(&config)?;
     for a in &udp.addresses {
         tracing::info!("listening on udp {a} ({} workers)", config.workers);
@@ -67,7 +70,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     let _ = http_stop.send(());
     if let Some(t) = http_task {
@@ -79,18 +82,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on
+/// the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    })
 }

@@ -268,13 +268,9 @@ fn sigint_stops_cleanly() {
     }
 }
 
-/// Known bug: SIGTERM/SIGINT that arrive after the server logged its
-/// addresses but before `run` reaches `shutdown_signal()` kill it with the
-/// default disposition (status "signal 15", not exit 0). Ignored until the
-/// handlers are installed before the first log line; run with
-/// `cargo test -p stun-server --test cli -- --ignored`.
+/// SIGTERM/SIGINT right after the server logged its addresses still stop
+/// it cleanly: the handlers are installed before anything is logged.
 #[test]
-#[ignore = "server installs signal handlers after logging readiness"]
 fn signal_right_after_start() {
     for (i, sig) in [libc::SIGTERM, libc::SIGINT]
         .repeat(10)
