@@ -94,7 +94,8 @@ fn main() {
         let mut sent = 0;
         while sent < out {
             // SAFETY: as above.
-            let r = unsafe { libc::sendmmsg(fd, tx_hdr[sent..].as_mut_ptr(), (out - sent) as _, 0) };
+            let r =
+                unsafe { libc::sendmmsg(fd, tx_hdr[sent..].as_mut_ptr(), (out - sent) as _, 0) };
             sent += if r <= 0 { 1 } else { r as usize };
         }
     }
