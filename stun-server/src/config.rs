@@ -207,6 +207,9 @@ pub enum ConfigError {
 pub struct ServerConfig {
     /// UDP addresses to serve (for RFC 5780, the four combinations).
     pub listen: Vec<SocketAddr>,
+    /// True when `listen` is the built-in default: an address family the
+    /// host lacks (no IPv6) is then skipped with a warning, not fatal.
+    pub listen_is_default: bool,
     pub rfc5780: Option<Rfc5780>,
     pub software: Option<String>,
     pub legacy: bool,
@@ -227,6 +230,7 @@ impl ServerConfig {
     }
 
     pub fn merge(args: Args, file: FileConfig) -> Result<Self, ConfigError> {
+        let listen_is_default = args.listen.is_empty() && file.listen.is_none();
         let listen = if !args.listen.is_empty() {
             args.listen
         } else {
@@ -316,6 +320,7 @@ impl ServerConfig {
                 Some(r) => r.addresses().to_vec(),
                 None => listen,
             },
+            listen_is_default,
             rfc5780,
             software,
             legacy: args.legacy || file.legacy.unwrap_or(false),

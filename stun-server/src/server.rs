@@ -159,7 +159,21 @@ impl UdpServer {
             None => {
                 let mut g = Vec::new();
                 for a in &config.listen {
-                    g.push(open_group(*a, config.workers, config.socket_buffer)?);
+                    match open_group(*a, config.workers, config.socket_buffer) {
+                        Ok(group) => g.push(group),
+                        // A host without IPv6 still serves IPv4 on defaults.
+                        Err(ServeError::Bind { addr, source, .. })
+                            if config.listen_is_default
+                                && addr.is_ipv6()
+                                && matches!(
+                                    source.raw_os_error(),
+                                    Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                                ) =>
+                        {
+                            tracing::warn!("skipping udp {addr}: {source} (no IPv6 on this host)");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 (None, g)
             }
