@@ -4,7 +4,15 @@ use clap::Parser;
 use stun_server::{Args, ServerConfig};
 
 fn main() {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let line = common::cli_error::one_line(&e.render().to_string());
+            eprintln!("stun-server: {line} (see --help)");
+            std::process::exit(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
