@@ -770,6 +770,37 @@ impl Drop for TempFile {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Workspace binaries
+// ---------------------------------------------------------------------------
+
+/// Path of a workspace binary (`stun-server`, `ice-probe`) built in the
+/// same profile as the running test, for tests of one package that start
+/// another package's binary. Builds it with cargo if it is missing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let release = profile_dir.file_name().is_some_and(|p| p == "release");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "--bin", name])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,35 +840,4 @@ mod tests {
         assert_eq!(binding_request(false).len(), 20);
         assert_ne!(transaction_id(), transaction_id());
     }
-}
-
-// ---------------------------------------------------------------------------
-// Workspace binaries
-// ---------------------------------------------------------------------------
-
-/// Path of a workspace binary (`stun-server`, `ice-probe`) built in the
-/// same profile as the running test, for tests of one package that start
-/// another package's binary. Builds it with cargo if it is missing.
-pub fn workspace_bin(name: &str) -> PathBuf {
-    static BUILD: Mutex<()> = Mutex::new(());
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir.join(name);
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
-        let release = profile_dir.file_name().is_some_and(|p| p == "release");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--bin", name])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
-    }
-    path
 }
