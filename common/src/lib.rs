@@ -3,5 +3,6 @@
 
 pub mod bench_report;
 pub mod cli_error;
+pub mod gather_report;
 pub mod stun;
 pub mod uri;

@@ -8,6 +8,9 @@ use common::uri::IceUri;
 
 use crate::bench::{self, BenchOptions};
 use crate::error::{exit, ProbeError};
+use crate::gather::{
+    self, agent::InterfaceChoice, credentials::Credentials, GatherOptions, TurnAuth,
+};
 use crate::render::{self, Style};
 use crate::time_arg::parse_duration;
 
@@ -37,6 +40,9 @@ pub enum Command {
     /// Load a STUN server with Binding requests and validate every answer.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
+    /// Gather ICE candidates (Trickle ICE table) and probe each STUN/TURN URL.
+    #[command(after_help = GATHER_HELP)]
+    Gather(GatherArgs),
 }
 
 const BENCH_HELP: &str = "\
@@ -99,6 +105,7 @@ pub struct BenchArgs {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Bench(a) => run_bench(a),
+        Command::Gather(a) => run_gather(a),
     }
 }
 
@@ -135,6 +142,146 @@ fn run_bench(a: BenchArgs) -> i32 {
                 print!("{}", render::bench::table(&report, Style::detect()));
             }
             match bench::failed(&report) {
+                Some(why) => {
+                    if !a.json {
+                        eprintln!("ice-probe: {why}");
+                    }
+                    exit::FAILED
+                }
+                None => exit::OK,
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
+const GATHER_HELP: &str = "\
+Gathers candidates with webrtc-ice (mDNS off) and prints the Trickle ICE
+table: time since start, component, type, foundation, protocol, address,
+port, priority split into type preference / local preference / (256 -
+component), related address, and the URL that produced each srflx/relay
+candidate. Beside the agent (which only logs failures) every URL gets our
+own probe: a Binding request (reachable, RTT, mapped address), or for TURN
+an Allocate with the long-term credential mechanism (401 -> REALM/NONCE ->
+USERNAME, MESSAGE-INTEGRITY; a 438 stale nonce is retried once), the
+relayed address and lifetime or the STUN error code and its meaning, then
+a Refresh with lifetime 0 to release it. Requests are retransmitted as RFC
+8489 says, and everything ends within --timeout (a silent server is
+reported as unreachable then, not after the agent's fixed 5 s).
+
+Only UDP is probed: stuns:, turns: and turn:...?transport=tcp are reported
+as not supported by this probe. There is no built-in server list.
+
+EXAMPLES:
+  ice-probe gather --stun stun:127.0.0.1:3478 --include-loopback
+  ice-probe gather --stun stun:YOUR-STUN-HOST --turn turn:YOUR-TURN-HOST:3478 \\
+      --username alice --credential secret
+  ice-probe gather --turn turn:YOUR-TURN-HOST --turn-secret S --json
+
+JSON (--json): schema \"ice-probe.gather/1\" (documented in
+common/src/gather_report.rs): schema, timeout_ms, elapsed_ms,
+gathering_complete, include_loopback, interfaces, mdns, candidates [{time_ms,
+component, type, foundation, protocol, address, port, priority,
+type_preference, local_preference, component_preference, related_address,
+related_port, url, relay_protocol, sdp}], probes [{url, kind,
+server_address, status (ok|unreachable|error|not_supported|unresolved),
+reachable, rtt_ms, requests_sent, elapsed_ms, mapped_address, allocation
+{relayed_address, lifetime_s, realm, released}, error {code, reason,
+meaning}, detail}], agent_errors. Unmeasured facts are null.
+
+EXIT CODES: 0 candidates gathered and (if URLs were given) at least one URL
+worked; 1 no candidate, or no URL worked (unreachable, error, wrong
+credentials); 2 bad usage (no URL, malformed URL, flag conflict); 3 could
+not run (cannot create the agent, cannot open sockets).";
+
+#[derive(Debug, Args)]
+pub struct GatherArgs {
+    /// STUN server URL(s), RFC 7064 (e.g. stun:127.0.0.1:3478). Repeatable.
+    #[arg(long = "stun", value_name = "URL", num_args = 1.., action = clap::ArgAction::Append)]
+    pub stun: Vec<IceUri>,
+    /// TURN server URL(s), RFC 7065 (e.g. turn:127.0.0.1:3478?transport=udp). Repeatable.
+    #[arg(long = "turn", value_name = "URL", num_args = 1.., action = clap::ArgAction::Append)]
+    pub turn: Vec<IceUri>,
+    /// TURN username (with --credential), or the user part of --turn-secret names.
+    #[arg(long, value_name = "U")]
+    pub username: Option<String>,
+    /// TURN password for --username (long-term credential mechanism).
+    #[arg(long, value_name = "C", conflicts_with = "turn_secret")]
+    pub credential: Option<String>,
+    /// Shared secret for TURN REST ephemeral credentials (coturn
+    /// use-auth-secret): username "<expiry>:<user>", password
+    /// base64(HMAC-SHA1(secret, username)).
+    #[arg(long, value_name = "S")]
+    pub turn_secret: Option<String>,
+    /// Gather only on this interface (repeatable; default: all).
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// Also gather loopback addresses (127.0.0.1, ::1), e.g. for offline tests.
+    #[arg(long)]
+    pub include_loopback: bool,
+    /// Bound for the whole run: probes and gathering (e.g. 3s, 500ms).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Print the report as JSON (no table, no progress line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn run_gather(a: GatherArgs) -> i32 {
+    if a.stun.is_empty() && a.turn.is_empty() {
+        return usage(
+            "gather needs at least one server: --stun stun:HOST[:PORT] and/or --turn turn:HOST[:PORT][?transport=udp] \
+             (there is no built-in public server list)",
+        );
+    }
+    if let Some(u) = a.stun.iter().find(|u| u.scheme.is_turn()) {
+        return usage(&format!("--stun {u}: a TURN URL goes after --turn"));
+    }
+    if let Some(u) = a.turn.iter().find(|u| !u.scheme.is_turn()) {
+        return usage(&format!("--turn {u}: a STUN URL goes after --stun"));
+    }
+    if a.timeout < Duration::from_millis(100) || a.timeout > Duration::from_secs(60) {
+        return usage("--timeout must be from 100ms to 60s");
+    }
+    let auth = match (&a.username, &a.credential, &a.turn_secret) {
+        (_, Some(_), Some(_)) => {
+            return usage("give either --credential or --turn-secret, not both")
+        }
+        (None, Some(_), None) => return usage("--credential needs --username"),
+        (Some(_), None, None) => {
+            return usage("--username needs --credential (or --turn-secret for REST credentials)")
+        }
+        (Some(u), Some(c), None) => TurnAuth::Static(Credentials {
+            username: u.clone(),
+            password: c.clone(),
+        }),
+        (u, None, Some(s)) => TurnAuth::RestSecret {
+            secret: s.clone(),
+            user: u.clone().unwrap_or_default(),
+        },
+        (None, None, None) => TurnAuth::None,
+    };
+    let opts = GatherOptions {
+        urls: a.stun.iter().chain(&a.turn).cloned().collect(),
+        auth,
+        choice: InterfaceChoice {
+            interfaces: a.interfaces.clone(),
+            include_loopback: a.include_loopback,
+        },
+        timeout: a.timeout,
+        progress: !a.json,
+    };
+    match gather::run(&opts) {
+        Ok(report) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", render::gather::table(&report, Style::detect()));
+            }
+            match gather::failed(&report) {
                 Some(why) => {
                     if !a.json {
                         eprintln!("ice-probe: {why}");

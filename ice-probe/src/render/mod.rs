@@ -2,6 +2,7 @@
 //! machines (JSON), kept apart from measuring.
 
 pub mod bench;
+pub mod gather;
 
 use std::io::IsTerminal;
 
