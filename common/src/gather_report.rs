@@ -109,7 +109,7 @@ pub enum ProbeStatus {
     Unreachable,
     /// The server answered with an error (see `error`) or an invalid answer.
     Error,
-    /// This probe cannot test the URL (e.g. TLS or TCP transport).
+    /// This probe cannot test the URL (stuns:/turns:, TLS or DTLS).
     NotSupported,
     /// The host name did not resolve.
     Unresolved,

@@ -169,8 +169,9 @@ a Refresh with lifetime 0 to release it. Requests are retransmitted as RFC
 8489 says, and everything ends within --timeout (a silent server is
 reported as unreachable then, not after the agent's fixed 5 s).
 
-Only UDP is probed: stuns:, turns: and turn:...?transport=tcp are reported
-as not supported by this probe. There is no built-in server list.
+turn:...?transport=tcp is probed over TCP (the agent itself gathers no
+relay candidate over TCP). stuns: and turns: (TLS/DTLS) are reported as not
+supported by this probe. There is no built-in server list.
 
 EXAMPLES:
   ice-probe gather --stun stun:127.0.0.1:3478 --include-loopback

@@ -235,23 +235,39 @@ fn malformed_or_misplaced_urls_are_usage_errors() {
 }
 
 #[test]
-fn tls_and_tcp_urls_are_reported_as_not_supported() {
+fn tls_urls_are_not_supported_and_a_closed_tcp_port_is_unreachable() {
+    // A listener bound and dropped gives a loopback port that refuses.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("turn:127.0.0.1:{port}?transport=tcp");
     let (r, v) = run_json(&[
-        "--turn",
-        "turn:127.0.0.1:3478?transport=tcp",
         "--stun",
         "stuns:127.0.0.1:5349",
+        "--turn",
+        "turns:127.0.0.1:5349",
+        "--turn",
+        &tcp,
         "--timeout",
-        "300ms",
+        "500ms",
     ]);
     assert_eq!(r.code, 1, "{v}");
-    for p in v["probes"].as_array().unwrap() {
+    let probes = v["probes"].as_array().unwrap();
+    for p in &probes[..2] {
         assert_eq!(p["status"], "not_supported", "{p}");
         assert!(p["detail"]
             .as_str()
             .unwrap()
             .contains("not supported by this probe"));
     }
+    assert_eq!(probes[2]["status"], "unreachable", "{}", probes[2]);
+    assert_eq!(probes[2]["reachable"], false);
+    assert!(probes[2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("TCP connect"));
 }
 
 // --------------------------------------------------------------------------
@@ -490,6 +506,43 @@ fn turn_rest_credentials_from_a_shared_secret() {
         "another",
         "--username",
         "bob",
+    ]);
+    assert_eq!(r.code, 1, "{v}");
+    assert_eq!(v["probes"][0]["error"]["code"], 401, "{v}");
+}
+
+#[test]
+fn turn_over_tcp_allocates_on_the_same_port() {
+    let Some(bin) = need_coturn("turn_over_tcp_allocates_on_the_same_port") else {
+        return;
+    };
+    let t = Coturn::start(&bin, &LT_CRED);
+    let url = format!("turn:{}?transport=tcp", t.addr);
+    let (r, v) = run_json(&[
+        "--turn",
+        &url,
+        "--username",
+        "alice",
+        "--credential",
+        "secret",
+    ]);
+    assert_eq!(r.code, 0, "{v}\n{}\ncoturn:\n{}", r.stderr, t.log());
+    let p = &v["probes"][0];
+    assert_eq!(p["status"], "ok", "{p}");
+    assert_eq!(p["allocation"]["released"], true, "{p}");
+    // Sent once each over TCP: Allocate, authenticated Allocate, Refresh.
+    assert_eq!(p["requests_sent"], 3, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("over TCP"), "{p}");
+    // The agent gathers no relay candidate over TCP.
+    assert!(candidates(&v, "relay").is_empty(), "{v}");
+
+    let (r, v) = run_json(&[
+        "--turn",
+        &url,
+        "--username",
+        "alice",
+        "--credential",
+        "nope",
     ]);
     assert_eq!(r.code, 1, "{v}");
     assert_eq!(v["probes"][0]["error"]["code"], 401, "{v}");

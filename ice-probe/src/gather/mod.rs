@@ -135,6 +135,13 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
                 continue;
             }
         };
+        let (uri, creds) = (uri.clone(), creds.clone());
+        // The agent cannot gather relay candidates over TCP: probe only.
+        if uri.transport == Some(common::uri::Transport::Tcp) {
+            probes.spawn(async move { (i, probe::probe_url(&uri, server, creds, deadline).await) });
+            urls.push(st);
+            continue;
+        }
         let job = if uri.scheme.is_turn() {
             AgentJob::Relay {
                 server,
@@ -152,7 +159,6 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
         agents.push(a);
         agent_urls.push(Some(uri.to_string()));
         st.agent = Some(index);
-        let (uri, creds) = (uri.clone(), creds.clone());
         probes.spawn(async move { (i, probe::probe_url(&uri, server, creds, deadline).await) });
         urls.push(st);
     }

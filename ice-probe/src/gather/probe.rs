@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::gather_report::{Allocation, ProbeStatus, StunError, UrlProbe};
 use common::stun::{binding_request, Class, Message};
 use common::uri::{IceUri, Scheme, Transport};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 use super::credentials::Credentials;
 use super::turn_probe::{error_meaning, AllocateFlow, AllocateResult, ErrorResponse, Step};
@@ -25,9 +26,6 @@ pub fn unsupported(uri: &IceUri) -> Option<&'static str> {
     match (uri.scheme, uri.transport) {
         (Scheme::Stuns, _) | (Scheme::Turns, _) => Some(
             "TLS/DTLS (stuns:/turns:) is not supported by this probe; test the plain stun:/turn: port",
-        ),
-        (Scheme::Turn, Some(Transport::Tcp)) => Some(
-            "TURN over TCP is not supported by this probe (nor by the webrtc-ice agent, which only logs it); use ?transport=udp",
         ),
         _ => None,
     }
@@ -90,13 +88,35 @@ pub async fn probe_url(
     creds: Option<Credentials>,
     deadline: Instant,
 ) -> Result<UrlProbe, ProbeError> {
-    let sock = bind_for(server).await?;
     let started = Instant::now();
     let mut p = not_probed(uri, ProbeStatus::Unreachable, String::new());
     p.server_address = Some(server.to_string());
-    if uri.scheme.is_turn() {
-        turn(&sock, server, creds, deadline, &mut p).await?;
+    if uri.scheme.is_turn() && uri.transport == Some(Transport::Tcp) {
+        let connect = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            TcpStream::connect(server),
+        )
+        .await;
+        match connect {
+            Ok(Ok(stream)) => {
+                let mut t = Channel::Tcp(stream);
+                turn(&mut t, server, creds, deadline, &mut p).await?;
+                p.detail.push_str(TCP_AGENT_NOTE);
+            }
+            Ok(Err(e)) => {
+                p.reachable = Some(false);
+                p.detail = format!("TCP connect to {server} failed: {e}");
+            }
+            Err(_) => {
+                p.reachable = Some(false);
+                p.detail = format!("TCP connect to {server} did not complete within the bound");
+            }
+        }
+    } else if uri.scheme.is_turn() {
+        let sock = bind_for(server).await?;
+        turn(&mut Channel::Udp(sock), server, creds, deadline, &mut p).await?;
     } else {
+        let sock = bind_for(server).await?;
         binding(&sock, server, deadline, &mut p).await?;
     }
     p.elapsed_ms = ms(started.elapsed());
@@ -184,8 +204,106 @@ async fn binding(
     Ok(())
 }
 
+/// The webrtc-ice agent cannot gather relay candidates over TCP.
+const TCP_AGENT_NOTE: &str =
+    " (over TCP; the webrtc-ice agent gathers no relay candidate over TCP, so none is listed)";
+
+/// How TURN requests travel: UDP with RFC 8489 retransmissions, or one
+/// TCP connection (reliable: sent once, framed by the STUN length field).
+enum Channel {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+/// What one request got.
+enum Exchange {
+    Answer {
+        bytes: Vec<u8>,
+        rtt: Duration,
+        sends: u32,
+    },
+    NoAnswer {
+        sends: u32,
+    },
+}
+
+impl Channel {
+    async fn exchange(
+        &mut self,
+        server: SocketAddr,
+        request: Vec<u8>,
+        tid: [u8; 12],
+        budget: Duration,
+    ) -> Result<Exchange, ProbeError> {
+        let now = Instant::now();
+        match self {
+            Channel::Udp(sock) => {
+                let mut txs = [Transaction::new(
+                    request,
+                    tid,
+                    server,
+                    now,
+                    budget,
+                    DEFAULT_RTO,
+                )];
+                run_on_socket(sock, &mut txs).await.map_err(|e| {
+                    ProbeError::CannotRun(format!("UDP socket error probing {server}: {e}"))
+                })?;
+                Ok(match txs[0].outcome() {
+                    Some(Outcome::Answered {
+                        rtt,
+                        retransmits,
+                        bytes,
+                        ..
+                    }) => Exchange::Answer {
+                        bytes: bytes.clone(),
+                        rtt: *rtt,
+                        sends: retransmits + 1,
+                    },
+                    Some(Outcome::TimedOut { sends, .. }) => Exchange::NoAnswer { sends: *sends },
+                    None => unreachable!("run_on_socket returns when every transaction is done"),
+                })
+            }
+            Channel::Tcp(stream) => {
+                let until = tokio::time::Instant::from_std(now + budget);
+                let answer = tokio::time::timeout_at(until, async {
+                    stream.write_all(&request).await?;
+                    loop {
+                        let frame = read_stun_frame(stream).await?;
+                        if frame.len() >= 20 && frame[8..20] == tid {
+                            return Ok::<_, std::io::Error>(frame);
+                        }
+                    }
+                })
+                .await;
+                Ok(match answer {
+                    Ok(Ok(bytes)) => Exchange::Answer {
+                        bytes,
+                        rtt: now.elapsed(),
+                        sends: 1,
+                    },
+                    // Closed or reset by the server, or silent until the bound.
+                    Ok(Err(_)) | Err(_) => Exchange::NoAnswer { sends: 1 },
+                })
+            }
+        }
+    }
+}
+
+/// One STUN message from a TCP stream (RFC 8489 section 6.2.2: the
+/// header's length field delimits it).
+async fn read_stun_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = [0u8; 20];
+    stream.read_exact(&mut head).await?;
+    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let mut frame = head.to_vec();
+    frame.resize(20 + len, 0);
+    stream.read_exact(&mut frame[20..]).await?;
+    Ok(frame)
+}
+
 async fn turn(
-    sock: &UdpSocket,
+    chan: &mut Channel,
     server: SocketAddr,
     creds: Option<Credentials>,
     deadline: Instant,
@@ -203,44 +321,30 @@ async fn turn(
                 transaction_id,
             } => (request, transaction_id),
         };
-        let now = Instant::now();
-        let mut budget = deadline.saturating_duration_since(now);
+        let mut budget = deadline.saturating_duration_since(Instant::now());
         if flow.is_releasing() {
             budget = budget.max(RELEASE_GRACE);
         }
         if budget.is_zero() {
             break flow.handle_no_answer();
         }
-        let mut txs = [Transaction::new(
-            request,
-            tid,
-            server,
-            now,
-            budget,
-            DEFAULT_RTO,
-        )];
-        run_on_socket(sock, &mut txs).await.map_err(|e| {
-            ProbeError::CannotRun(format!("UDP socket error probing {server}: {e}"))
-        })?;
-        match txs[0].outcome() {
-            Some(Outcome::Answered {
-                rtt,
-                retransmits,
+        match chan.exchange(server, request, tid, budget).await? {
+            Exchange::Answer {
                 bytes,
-                ..
-            }) => {
+                rtt,
+                sends: s,
+            } => {
                 if !answered {
-                    p.rtt_ms = Some(ms(*rtt));
+                    p.rtt_ms = Some(ms(rtt));
                 }
                 answered = true;
-                sends += retransmits + 1;
-                step = flow.handle_answer(bytes, new_transaction_id());
+                sends += s;
+                step = flow.handle_answer(&bytes, new_transaction_id());
             }
-            Some(Outcome::TimedOut { sends: s, .. }) => {
+            Exchange::NoAnswer { sends: s } => {
                 sends += s;
                 break flow.handle_no_answer();
             }
-            None => unreachable!("run_on_socket returns when every transaction is done"),
         }
     };
     p.requests_sent = sends;
