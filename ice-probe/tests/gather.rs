@@ -304,10 +304,12 @@ struct Coturn {
     dir: PathBuf,
 }
 
+static NEXT_COTURN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl Coturn {
     fn start(bin: &PathBuf, auth: &[&str]) -> Coturn {
         let mut last_log = String::new();
-        for attempt in 0..5 {
+        for _attempt in 0..5 {
             // A port free for UDP and TCP right now (coturn listens on both).
             let port = {
                 let u = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -317,7 +319,10 @@ impl Coturn {
                 }
                 port
             };
-            let relay_min = 20_000 + (std::process::id() as u16 % 400) * 100 + attempt * 20;
+            // Tests in this binary run in parallel: each coturn gets its
+            // own relay port block.
+            let n = NEXT_COTURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16;
+            let relay_min = 20_000 + (std::process::id() as u16 % 200) * 200 + (n % 10) * 20;
             let dir = std::env::temp_dir()
                 .join(format!("ice-probe-coturn-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();

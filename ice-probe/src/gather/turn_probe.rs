@@ -496,6 +496,53 @@ mod tests {
         assert_eq!(check_message_integrity(&v, &key), Some(true));
     }
 
+    #[test]
+    fn stun_rs_decodes_and_validates_our_requests() {
+        use stun_rs::attributes::turn::{LifeTime, RequestedTrasport};
+        use stun_rs::{
+            Algorithm, AlgorithmId, DecoderContextBuilder, HMACKey, MessageClass,
+            MessageDecoderBuilder,
+        };
+        let decoder = |password: &str| {
+            let key = HMACKey::new_long_term(
+                "alice",
+                "example.org",
+                password,
+                Algorithm::from(AlgorithmId::MD5),
+            )
+            .unwrap();
+            MessageDecoderBuilder::default()
+                .with_context(
+                    DecoderContextBuilder::default()
+                        .with_key(key)
+                        .with_validation()
+                        .build(),
+                )
+                .build()
+        };
+        let key = long_term_key("alice", "example.org", "secret");
+        let auth = Some(("alice", "example.org", &b"abcd1234"[..], &key));
+        let mut buf = [0u8; 512];
+        for (m, lifetime) in [(method::ALLOCATE, None), (method::REFRESH, Some(0))] {
+            let n = build_request(&mut buf, m, &TID, auth, lifetime).unwrap();
+            let (msg, size) = decoder("secret")
+                .decode(&buf[..n])
+                .unwrap_or_else(|e| panic!("stun-rs rejects our 0x{m:03x}: {e:?}"));
+            assert_eq!(size, n);
+            assert_eq!(msg.class(), MessageClass::Request);
+            assert_eq!(msg.method().as_u16(), m);
+            assert_eq!(
+                msg.get::<RequestedTrasport>().is_some(),
+                m == method::ALLOCATE
+            );
+            assert_eq!(msg.get::<LifeTime>().is_some(), m == method::REFRESH);
+            assert!(
+                decoder("wrong").decode(&buf[..n]).is_err(),
+                "a wrong key must fail validation"
+            );
+        }
+    }
+
     // --- A scripted server for the flow ------------------------------------
 
     fn request_of(step: &Step) -> (Vec<u8>, [u8; 12]) {
