@@ -113,6 +113,27 @@ fn gathers_host_and_srflx_through_our_stun_server() {
 }
 
 #[test]
+fn gathers_srflx_over_ipv6_loopback() {
+    let s = ServerProcess::start(
+        workspace_bin("stun-server"),
+        &["--listen", "[::1]:0", "--workers", "1"],
+    );
+    let url = format!("stun:{}", s.addr());
+    let (r, v) = run_json(&["--stun", &url, "--interface", "lo"]);
+    assert_eq!(r.code, 0, "{v}\n{}", r.stderr);
+    let srflx = candidates(&v, "srflx");
+    assert_eq!(srflx.len(), 1, "{v}");
+    assert_eq!(srflx[0]["address"], "::1");
+    assert_eq!(srflx[0]["url"], url.as_str());
+    let mapped: SocketAddr = v["probes"][0]["mapped_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(mapped.ip().to_string(), "::1");
+}
+
+#[test]
 fn interface_filter_keeps_only_the_named_interface() {
     let (r, v) = run_json(&[
         "--stun",

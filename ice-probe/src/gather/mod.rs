@@ -175,6 +175,8 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
         deadline + probe::RELEASE_GRACE + Duration::from_millis(200),
     ));
     tokio::pin!(soft, hard);
+    // Keeps the progress line's clock moving while nothing happens.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut past_deadline = false;
     let mut probe_error = None;
     loop {
@@ -213,6 +215,7 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
             },
             _ = &mut soft, if !past_deadline => past_deadline = true,
             _ = &mut hard => break,
+            _ = tick.tick(), if progress.on => {}
         }
         progress.show(
             start,
