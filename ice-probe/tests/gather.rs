@@ -313,7 +313,10 @@ fn need_coturn(test: &str) -> Option<PathBuf> {
     if std::env::var("ICE_PROBE_REQUIRE_COTURN").as_deref() == Ok("1") {
         panic!("{test}: {why}, and ICE_PROBE_REQUIRE_COTURN=1 requires it");
     }
-    eprintln!("\n!!! SKIPPED {test}: {why} !!!\n");
+    // Straight to the process's stderr: the test harness captures
+    // eprintln!, and a skip must be seen even when the test passes.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: {why} !!!\n");
     None
 }
 
