@@ -123,7 +123,25 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
             urls.push(st);
             continue;
         }
-        let server: SocketAddr = match resolve(uri) {
+        // Names go through the system resolver, off the runtime and
+        // within the bound.
+        let resolving = {
+            let uri = uri.clone();
+            tokio::task::spawn_blocking(move || resolve(&uri))
+        };
+        let resolved = match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            resolving,
+        )
+        .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(ProbeError::CannotRun(format!("resolving {uri}: {e}"))),
+            Err(_) => Err(ProbeError::CannotRun(format!(
+                "{uri} did not resolve within --timeout"
+            ))),
+        };
+        let server: SocketAddr = match resolved {
             Ok(a) => a,
             Err(e) => {
                 st.probe = Some(probe::not_probed(
@@ -231,21 +249,34 @@ async fn run_async(opts: &GatherOptions) -> Result<GatherReport, ProbeError> {
     // The probes are bounded by the deadline; this only collects them
     // when we left the loop early at the bound.
     probes.abort_all();
-    let mut agent_errors = Vec::new();
-    for (i, a) in agents.iter().enumerate() {
-        let what = agent_urls[i]
+    // Close every agent at once, each bounded, so a stuck one costs at
+    // most CLOSE_TIMEOUT in all.
+    let mut closing = JoinSet::new();
+    for (a, url) in agents.into_iter().zip(&agent_urls) {
+        let what = url
             .as_deref()
             .map(|u| format!("the agent for {u}"))
             .unwrap_or_else(|| "the host agent".to_string());
-        match tokio::time::timeout(CLOSE_TIMEOUT, a.close()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => agent_errors.push(format!("closing {what}: {e}")),
-            Err(_) => agent_errors.push(format!(
-                "closing {what} took more than {} ms",
-                CLOSE_TIMEOUT.as_millis()
-            )),
+        closing.spawn(async move {
+            match tokio::time::timeout(CLOSE_TIMEOUT, a.close()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("closing {what}: {e}")),
+                Err(_) => Some(format!(
+                    "closing {what} took more than {} ms",
+                    CLOSE_TIMEOUT.as_millis()
+                )),
+            }
+        });
+    }
+    let mut agent_errors = Vec::new();
+    while let Some(r) = closing.join_next().await {
+        match r {
+            Ok(Some(e)) => agent_errors.push(e),
+            Ok(None) => {}
+            Err(e) => agent_errors.push(format!("closing an agent: {e}")),
         }
     }
+    agent_errors.sort();
     if let Some(e) = probe_error {
         return Err(e);
     }
