@@ -4,5 +4,6 @@
 pub mod bench_report;
 pub mod cli_error;
 pub mod gather_report;
+pub mod nat_report;
 pub mod stun;
 pub mod uri;

@@ -43,6 +43,9 @@ pub enum Command {
     /// Gather ICE candidates (Trickle ICE table) and probe each STUN/TURN URL.
     #[command(after_help = GATHER_HELP)]
     Gather(GatherArgs),
+    /// RFC 5780 NAT behaviour discovery: mapping, filtering, hairpinning, lifetime.
+    #[command(after_help = NAT_HELP)]
+    Nat(NatArgs),
 }
 
 const BENCH_HELP: &str = "\
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Bench(a) => run_bench(a),
         Command::Gather(a) => run_gather(a),
+        Command::Nat(a) => run_nat(a),
     }
 }
 
@@ -283,6 +287,125 @@ fn run_gather(a: GatherArgs) -> i32 {
                 print!("{}", render::gather::table(&report, Style::detect()));
             }
             match gather::failed(&report) {
+                Some(why) => {
+                    if !a.json {
+                        eprintln!("ice-probe: {why}");
+                    }
+                    exit::FAILED
+                }
+                None => exit::OK,
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
+const NAT_HELP: &str = "\
+RFC 5780 NAT behaviour discovery, per address family (IPv4 and IPv6 each
+measured and reported separately; a name resolves to both):
+  mapping      endpoint-independent / address-dependent /
+               address-and-port-dependent, or no-nat when the mapped address
+               is this host's own; without OTHER-ADDRESS, several servers are
+               compared (mapping varies by destination)
+  filtering    on a fresh socket that never sent to the server's other
+               addresses; CHANGE-REQUEST answers are checked to really come
+               from the changed address (UDP source and RESPONSE-ORIGIN)
+  hairpinning, port preservation, ALG (MAPPED-ADDRESS vs XOR-MAPPED-ADDRESS,
+  when the server sends both), binding lifetime (--lifetime, RESPONSE-PORT).
+A server that cannot run a test makes that result unknown with the reason
+\"server lacks RFC 5780 (...)\", never a wrong verdict. Independent tests run
+at once on separate sockets: under 2 s against a reachable server; each test
+is bounded by --timeout and the whole run by 4 x --timeout (plus the lifetime
+search, which runs alongside: about twice the lifetime, at most ~2 x MAX).
+There is no built-in server list.
+
+EXAMPLES:
+  stun-server --listen 127.0.0.1:3478 --alternate 127.0.0.2:3479 &
+  ice-probe nat stun:127.0.0.1:3478
+  ice-probe nat stun:YOUR-RFC5780-SERVER stun:ANOTHER-SERVER --json
+  ice-probe nat stun:YOUR-RFC5780-SERVER --lifetime 5m
+
+JSON (--json): schema \"ice-probe.nat/1\" (documented in
+common/src/nat_report.rs). Top level, for the primary family (IPv4 if
+measured, else IPv6): schema, servers, timeout_ms, elapsed_ms,
+primary_family, udp (true/false), mapping (no-nat | endpoint-independent |
+address-dependent | address-and-port-dependent | unknown), filtering
+(endpoint-independent | address-dependent | address-and-port-dependent |
+unknown), nat_type (open | full-cone | restricted-cone | port-restricted-cone
+| symmetric | udp-blocked | firewall | unknown), hairpinning (true/false/null),
+mapped_address (\"ip:port\" or null), consequence, families [{family, udp,
+mapping, mapping_reason, filtering, filtering_reason, nat_type, consequence,
+local_address, mapped_address, rfc5780_server, other_address, hairpinning,
+port_preservation, alg, mapping_varies_by_destination ({value: true/false/null,
+reason}), lifetime {measured, max_s, survived_s, expired_s, reason}, rtt_ms,
+servers [{uri, address, answered, rtt_ms, mapped_address, other_address,
+response_origin, rfc5780, rfc5780_reason, error_code}], elapsed_ms}].
+
+EXIT CODES: 0 some server answered (whatever the NAT type); 1 no server
+answered (UDP blocked or nothing listening); 2 bad usage (no server, malformed
+URI, not a stun: URI); 3 could not run (cannot open sockets, name does not
+resolve).";
+
+#[derive(Debug, Args)]
+pub struct NatArgs {
+    /// STUN server URI(s), e.g. stun:127.0.0.1:3478. The first that answers
+    /// with a valid OTHER-ADDRESS runs the RFC 5780 tests; every server's
+    /// mapping is compared.
+    #[arg(value_name = "stun:HOST:PORT")]
+    pub servers: Vec<IceUri>,
+    /// Bound of each test (filtering, hairpinning wait this long for an answer).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Also search the binding lifetime up to MAX (default 120s), with RESPONSE-PORT.
+    #[arg(long, value_name = "MAX", num_args = 0..=1, default_missing_value = "120s", value_parser = parse_duration)]
+    pub lifetime: Option<Duration>,
+    /// Print the report as JSON (no table, no progress line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn run_nat(a: NatArgs) -> i32 {
+    if a.servers.is_empty() {
+        return usage(
+            "nat needs at least one STUN server: ice-probe nat stun:HOST[:PORT] [more servers] \
+             (there is no built-in public server list; for RFC 5780 tests run e.g. \
+             stun-server --listen IP1:3478 --alternate IP2:3479)",
+        );
+    }
+    if let Some(u) = a
+        .servers
+        .iter()
+        .find(|u| u.scheme != common::uri::Scheme::Stun)
+    {
+        return usage(&format!(
+            "{u}: nat takes stun: URIs (plain UDP STUN), e.g. stun:HOST:3478"
+        ));
+    }
+    if a.timeout < Duration::from_millis(10) || a.timeout > Duration::from_secs(30) {
+        return usage("--timeout must be from 10ms to 30s");
+    }
+    if let Some(l) = a.lifetime {
+        if l < Duration::from_secs(1) || l > Duration::from_secs(3600) {
+            return usage("--lifetime MAX must be from 1s to 1h");
+        }
+    }
+    let opts = crate::nat::NatOptions {
+        servers: a.servers.clone(),
+        timeout: a.timeout,
+        lifetime: a.lifetime,
+        progress: !a.json,
+    };
+    match crate::nat::run(&opts) {
+        Ok(report) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", render::nat::table(&report, Style::detect()));
+            }
+            match crate::nat::failed(&report) {
                 Some(why) => {
                     if !a.json {
                         eprintln!("ice-probe: {why}");

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod gather;
+pub mod nat;
 pub mod render;
 pub mod resolve;
 pub mod stun_client;

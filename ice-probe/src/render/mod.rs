@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod gather;
+pub mod nat;
 
 use std::io::IsTerminal;
 
