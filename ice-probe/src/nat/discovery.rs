@@ -11,9 +11,10 @@
 //!   from, so the NAT lets them in whatever its filtering. A control that
 //!   fails (or an answer from the wrong source) means the server cannot
 //!   run the test, which makes filtering "unknown", never a wrong verdict.
-//! - [`SOCK_FILTERING`]: a fresh socket that only ever sends to the
-//!   primary address, so its filter is not opened by the mapping tests
-//!   (the pion/stuntman bug); its CHANGE-REQUESTs measure filtering. Both
+//! - [`SOCK_FILTERING`]: a fresh socket, first used after the mapping
+//!   tests, that only ever sends to the primary address, so its filter is
+//!   not opened by them (the pion/stuntman bug); its CHANGE-REQUESTs
+//!   measure filtering. Both
 //!   (change IP+port, change port) run at once: answers arriving do not
 //!   open a NAT's filter, only outbound packets do.
 //! - [`SOCK_HAIRPIN`]: learns its own mapping, then sends to the mapping
@@ -244,7 +245,6 @@ impl Discovery {
                     SocketAddr::new(p.ip(), o.port()),
                     Request::PLAIN,
                 );
-                self.send(now, Test::FBase, SOCK_FILTERING, None, p, Request::PLAIN);
                 if let Some(max) = self.cfg.lifetime {
                     self.lifetime = Some(LifetimeSearch::new(
                         now,
@@ -290,6 +290,9 @@ impl Discovery {
                 };
                 self.send(now, Test::CtlBoth, SOCK_MAPPING, None, p, both);
                 self.send(now, Test::CtlPort, SOCK_MAPPING, None, p, port);
+                // The filtering socket starts only now, after the mapping
+                // tests, and it has sent nothing before.
+                self.send(now, Test::FBase, SOCK_FILTERING, None, p, Request::PLAIN);
             }
             if !self.ex.started(Test::FBoth) && self.success(Test::FBase).is_some() {
                 let both = Request {

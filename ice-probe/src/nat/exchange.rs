@@ -114,7 +114,10 @@ impl<K: PartialEq + Copy + std::fmt::Debug> Exchanges<K> {
         debug_assert!(!self.started(key), "{key:?} started twice");
         let tid = new_transaction_id();
         let mut b = [0u8; 64];
-        let n = binding_request(&mut b, &tid, req.change, req.response_port, true)
+        // No FINGERPRINT: the answer would carry one too, and an ALG that
+        // rewrites MAPPED-ADDRESS breaks it; we would drop the answer and
+        // report UDP as blocked instead of reporting the ALG.
+        let n = binding_request(&mut b, &tid, req.change, req.response_port, false)
             .expect("a Binding request fits in 64 bytes");
         let tx = Transaction::new(b[..n].to_vec(), tid, to, now, timeout, rto);
         self.list.push(Exchange {

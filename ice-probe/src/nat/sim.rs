@@ -52,6 +52,9 @@ struct NatModel {
     preserve_ports: bool,
     /// Bindings idle (no outbound packet) this long are gone.
     expiry: Option<Duration>,
+    /// An ALG that rewrites the public address in MAPPED-ADDRESS back to
+    /// the private one (it does not know XOR-MAPPED-ADDRESS).
+    alg: bool,
 }
 
 impl NatModel {
@@ -63,6 +66,7 @@ impl NatModel {
             blocked: false,
             preserve_ports: false,
             expiry: None,
+            alg: false,
         }
     }
 }
@@ -177,6 +181,8 @@ enum Server {
     WrongSource,
     /// Silently drops every CHANGE-REQUEST.
     DropsChange,
+    /// RFC 5780 and `--legacy`: MAPPED-ADDRESS beside XOR-MAPPED-ADDRESS.
+    Legacy,
     /// Answers the sending socket whatever RESPONSE-PORT says.
     IgnoresResponsePort,
     /// A plain server at another address (for multi-server tests).
@@ -213,6 +219,7 @@ impl SimServer {
             kind,
             responder: BindingResponder::new(ResponderConfig {
                 rfc5780,
+                legacy: kind == Server::Legacy,
                 ..Default::default()
             }),
             listen,
@@ -367,6 +374,10 @@ impl World {
                     None => self.nat.inbound(now, src, dst),
                 };
                 if let Some(s) = internal.and_then(|i| self.sock_of(i)) {
+                    let mut bytes = bytes;
+                    if self.nat.m.alg {
+                        alg_rewrite(&mut bytes, dst, internal.expect("found"));
+                    }
                     self.push(
                         now,
                         Event::Arrive {
@@ -379,6 +390,26 @@ impl World {
             }
             Event::Arrive { sock, from, bytes } => engine.handle_datagram(now, sock, from, &bytes),
         }
+    }
+}
+
+/// What a NAT ALG does to STUN: the public address in MAPPED-ADDRESS is
+/// replaced by the private one.
+fn alg_rewrite(bytes: &mut [u8], public: SocketAddr, private: SocketAddr) {
+    let mut at = common::stun::HEADER_LEN;
+    while at + 4 <= bytes.len() {
+        let t = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+        let l = u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize;
+        if t == common::stun::attr::MAPPED_ADDRESS
+            && l == 8
+            && common::stun::decode_address(&bytes[at + 4..at + 12], None) == Some(public)
+        {
+            if let IpAddr::V4(ip) = private.ip() {
+                bytes[at + 6..at + 8].copy_from_slice(&private.port().to_be_bytes());
+                bytes[at + 8..at + 12].copy_from_slice(&ip.octets());
+            }
+        }
+        at += 4 + ((l + 3) & !3);
     }
 }
 
@@ -747,4 +778,25 @@ fn lifetime_needs_the_same_public_ip_or_a_server_that_honours_response_port() {
         "{l:?}"
     );
     assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
+}
+
+#[test]
+fn alg_is_seen_when_the_server_sends_mapped_address() {
+    let plain = simulate(
+        NatModel::new(Map::Eim, Filter::Eif, true),
+        &[Server::Legacy],
+        None,
+    )
+    .report;
+    assert_eq!(plain.alg.value, Some(false));
+    let mut m = NatModel::new(Map::Eim, Filter::Eif, true);
+    m.alg = true;
+    let r = simulate(m, &[Server::Legacy], None).report;
+    assert_eq!(r.alg.value, Some(true), "{:?}", r.alg);
+    // The rest of the answer is still used.
+    assert_eq!(r.nat_type, NatType::FullCone);
+    // Without MAPPED-ADDRESS there is nothing to compare.
+    let r = simulate(m, &[Server::Rfc5780], None).report;
+    assert_eq!(r.alg.value, None);
+    assert!(r.alg.reason.as_deref().unwrap().contains("MAPPED-ADDRESS"));
 }
