@@ -356,7 +356,8 @@ pub struct NatArgs {
     /// Bound of each test (filtering, hairpinning wait this long for an answer).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Also search the binding lifetime up to MAX (default 120s), with RESPONSE-PORT.
+    /// Also search the binding lifetime up to MAX (default 120s), with
+    /// RESPONSE-PORT. Put it after the servers, or write --lifetime=MAX.
     #[arg(long, value_name = "MAX", num_args = 0..=1, default_missing_value = "120s", value_parser = parse_duration)]
     pub lifetime: Option<Duration>,
     /// Print the report as JSON (no table, no progress line).

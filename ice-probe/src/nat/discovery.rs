@@ -630,7 +630,11 @@ impl Discovery {
             self.ex.result(Test::HairToHairpin),
         ) {
             (Some(a), Some(b)) if a.answer().is_some() || b.answer().is_some() => {
-                Fact::yes_no(true)
+                let mut f = Fact::yes_no(true);
+                if mapping == MappingBehaviour::NoNat {
+                    f.reason = Some("no NAT: the public address is this host's own".into());
+                }
+                f
             }
             (Some(_), Some(_)) if trusted => Fact::yes_no(false),
             (Some(_), Some(_)) => Fact::unknown(

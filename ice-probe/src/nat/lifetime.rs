@@ -132,19 +132,19 @@ impl LifetimeSearch {
 
     /// One line for the progress display.
     pub fn progress(&self) -> String {
-        match &self.result {
-            Some(_) => "lifetime done".to_string(),
-            None => {
-                let longest = self.probes.iter().map(|p| p.wait).max().unwrap_or_default();
-                format!(
-                    "lifetime (max {:.0}s) round {}: waits up to {:.0}s, bindings survived {:.0}s so far",
-                    self.max.as_secs_f64(),
-                    self.round,
-                    longest.as_secs_f64(),
-                    self.survived.as_secs_f64()
-                )
-            }
+        if self.result.is_some() {
+            return "lifetime done".to_string();
         }
+        let checked = self.probes.iter().filter(|p| p.alive.is_some()).count();
+        let longest = self.probes.iter().map(|p| p.wait).max().unwrap_or_default();
+        format!(
+            "lifetime (max {:.0}s) round {}: {checked}/{} waits checked, up to {:.1}s; survived {:.1}s so far",
+            self.max.as_secs_f64(),
+            self.round,
+            self.probes.len(),
+            longest.as_secs_f64(),
+            self.survived.as_secs_f64()
+        )
     }
 
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
