@@ -1,9 +1,14 @@
 //! `ice-probe nat` end to end: the real binary against the real server on
 //! loopback (127.0.0.1 + 127.0.0.2 for RFC 5780, ::1), with exit codes.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use common::stun::{attr, Message, MessageWriter, BINDING_SUCCESS};
 
 use e2e::{run_to_exit, workspace_bin, ServerProcess};
 use serde_json::Value;
@@ -204,4 +209,104 @@ fn table_by_default_without_colour_in_a_pipe() {
         assert!(text.contains(want), "{want}: {text}");
     }
     assert!(out.stderr.is_empty(), "no progress line in a pipe");
+}
+
+/// A fake RFC 5780 server that lies: it names OTHER-ADDRESS but answers
+/// every request (CHANGE-REQUEST or not) from the socket it arrived on.
+/// With `same_ip`, OTHER-ADDRESS even has the primary's IP.
+struct LyingServer {
+    primary: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl LyingServer {
+    fn start(same_ip: bool) -> Self {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (p1, p2) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        let mut socks = vec![a, b];
+        let other: SocketAddr = if same_ip {
+            format!("127.0.0.1:{p2}").parse().unwrap()
+        } else {
+            socks.push(UdpSocket::bind(format!("127.0.0.2:{p1}")).unwrap());
+            socks.push(UdpSocket::bind(format!("127.0.0.2:{p2}")).unwrap());
+            format!("127.0.0.2:{p2}").parse().unwrap()
+        };
+        let primary = socks[0].local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = socks
+            .into_iter()
+            .map(|s| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                    let local = s.local_addr().unwrap();
+                    let mut buf = [0u8; 2048];
+                    let mut out = [0u8; 512];
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok((n, src)) = s.recv_from(&mut buf) else {
+                            continue;
+                        };
+                        let Ok(m) = Message::parse(&buf[..n], false) else {
+                            continue;
+                        };
+                        let mut w = MessageWriter::new(
+                            &mut out,
+                            BINDING_SUCCESS,
+                            m.cookie_and_transaction(),
+                        )
+                        .unwrap();
+                        w.xor_address(attr::XOR_MAPPED_ADDRESS, src).unwrap();
+                        w.address(attr::OTHER_ADDRESS, other).unwrap();
+                        w.address(attr::RESPONSE_ORIGIN, local).unwrap();
+                        let len = w.finish();
+                        let _ = s.send_to(&out[..len], src);
+                    }
+                })
+            })
+            .collect();
+        LyingServer {
+            primary,
+            stop,
+            threads,
+        }
+    }
+}
+
+impl Drop for LyingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn lying_servers_give_unknown_filtering_not_a_wrong_verdict() {
+    let liar = LyingServer::start(false);
+    let (code, r, took) = nat_json(&[&format!("stun:{}", liar.primary)]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["mapping"], "no-nat");
+    // Answers that ignore CHANGE-REQUEST would look like an open NAT.
+    assert_eq!(r["filtering"], "unknown", "{r:#}");
+    assert_eq!(r["nat_type"], "unknown");
+    let why = r["families"][0]["filtering_reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("server lacks RFC 5780 (") && why.contains("came from"),
+        "{why}"
+    );
+    assert_eq!(r["families"][0]["servers"][0]["rfc5780"], false);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    let liar = LyingServer::start(true);
+    let (code, r, _) = nat_json(&[&format!("stun:{}", liar.primary)]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["filtering"], "unknown");
+    let why = r["families"][0]["filtering_reason"].as_str().unwrap();
+    assert!(why.contains("same IP"), "{why}");
 }
