@@ -176,6 +176,9 @@ pub struct FamilyReport {
     pub rtt_ms: Option<f64>,
     pub servers: Vec<ServerResult>,
     pub elapsed_ms: f64,
+    /// Why this family could not be probed at all (no socket, no route);
+    /// then every fact is unknown. Null when it ran.
+    pub error: Option<String>,
 }
 
 /// The binding-lifetime search (`--lifetime`).

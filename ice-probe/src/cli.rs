@@ -339,7 +339,8 @@ local_address, mapped_address, rfc5780_server, other_address, hairpinning,
 port_preservation, alg, mapping_varies_by_destination ({value: true/false/null,
 reason}), lifetime {measured, max_s, survived_s, expired_s, reason}, rtt_ms,
 servers [{uri, address, answered, rtt_ms, mapped_address, other_address,
-response_origin, rfc5780, rfc5780_reason, error_code}], elapsed_ms}].
+response_origin, rfc5780, rfc5780_reason, error_code}], elapsed_ms, error
+(why the family could not be probed at all, else null)}].
 
 EXIT CODES: 0 some server answered (whatever the NAT type); 1 no server
 answered (UDP blocked or nothing listening); 2 bad usage (no server, malformed

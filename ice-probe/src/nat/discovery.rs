@@ -702,6 +702,7 @@ impl Discovery {
             lifetime,
             rtt_ms,
             servers,
+            error: None,
             elapsed_ms: ms(self
                 .finished
                 .unwrap_or(self.start)

@@ -18,7 +18,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::nat_report::{FilteringBehaviour, MappingBehaviour, NatReport, NatType, NAT_SCHEMA};
+use common::nat_report::{
+    Fact, FamilyReport, FilteringBehaviour, LifetimeReport, MappingBehaviour, NatReport, NatType,
+    NAT_SCHEMA,
+};
 use common::uri::{Host, IceUri};
 
 use crate::error::ProbeError;
@@ -130,11 +133,26 @@ pub fn run(opts: &NatOptions) -> Result<NatReport, ProbeError> {
         }
         out
     });
+    // A family that could not run at all (no socket, no route) is reported
+    // as such when another family ran; if none ran, we could not run.
     let mut reports = Vec::new();
-    for f in [families.0, families.1].into_iter().flatten() {
-        reports.push(f?);
+    let mut first_error = None;
+    for (fam, f) in [("ipv4", families.0), ("ipv6", families.1)] {
+        match f {
+            None => {}
+            Some(Ok(r)) => reports.push(r),
+            Some(Err(e)) => {
+                reports.push(not_run(fam, &e.to_string()));
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    let primary = reports.first();
+    if let Some(e) = first_error {
+        if reports.iter().all(|r| r.error.is_some()) {
+            return Err(e);
+        }
+    }
+    let primary = reports.iter().find(|r| r.error.is_none());
     Ok(NatReport {
         schema: NAT_SCHEMA.to_string(),
         servers: opts.servers.iter().map(|u| u.to_string()).collect(),
@@ -153,6 +171,40 @@ pub fn run(opts: &NatOptions) -> Result<NatReport, ProbeError> {
         ),
         families: reports,
     })
+}
+
+/// The report of a family that could not be probed at all.
+fn not_run(family: &str, why: &str) -> FamilyReport {
+    let unknown = || Fact::unknown(why);
+    FamilyReport {
+        family: family.to_string(),
+        udp: false,
+        mapping: MappingBehaviour::Unknown,
+        mapping_reason: Some(why.to_string()),
+        filtering: FilteringBehaviour::Unknown,
+        filtering_reason: Some(why.to_string()),
+        nat_type: NatType::Unknown,
+        consequence: format!("{family} could not be probed: {why}"),
+        local_address: None,
+        mapped_address: None,
+        rfc5780_server: None,
+        other_address: None,
+        hairpinning: unknown(),
+        port_preservation: unknown(),
+        alg: unknown(),
+        mapping_varies_by_destination: unknown(),
+        lifetime: LifetimeReport {
+            measured: false,
+            max_s: None,
+            survived_s: None,
+            expired_s: None,
+            reason: Some(why.to_string()),
+        },
+        rtt_ms: None,
+        servers: Vec::new(),
+        elapsed_ms: 0.0,
+        error: Some(why.to_string()),
+    }
 }
 
 /// Why the run counts as a failure (exit 1): no server answered in any

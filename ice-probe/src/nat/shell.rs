@@ -159,6 +159,7 @@ pub async fn run_family(r: FamilyRun) -> Result<FamilyReport, ProbeError> {
         lifetime: r.lifetime,
     };
     let mut engine = Discovery::new(Instant::now(), cfg);
+    let (mut sent_ok, mut send_error) = (false, None::<std::io::Error>);
     loop {
         let now = Instant::now();
         while let Some(t) = engine.poll_transmit(now) {
@@ -172,8 +173,12 @@ pub async fn run_family(r: FamilyRun) -> Result<FamilyReport, ProbeError> {
                 }
             };
             // A send error (no route...) is a lost packet: the engine
-            // retransmits and then reports the test as unanswered.
-            let _ = sock.send_to(&t.bytes, t.to).await;
+            // retransmits and then reports the test as unanswered. Only if
+            // no send at all succeeds is the family unusable.
+            match sock.send_to(&t.bytes, t.to).await {
+                Ok(_) => sent_ok = true,
+                Err(e) => send_error = Some(e),
+            }
         }
         if engine.is_done() {
             break;
@@ -195,5 +200,10 @@ pub async fn run_family(r: FamilyRun) -> Result<FamilyReport, ProbeError> {
         }
     }
     readers.abort_all();
+    if let (false, Some(e)) = (sent_ok, send_error) {
+        return Err(ProbeError::CannotRun(format!(
+            "cannot send {fam} packets ({e}): is there an {fam} network?"
+        )));
+    }
     Ok(engine.report())
 }

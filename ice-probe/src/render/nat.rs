@@ -35,6 +35,10 @@ fn label(t: NatType, s: Style) -> String {
 fn family(out: &mut String, f: &FamilyReport, s: Style) {
     let name = if f.family == "ipv4" { "IPv4" } else { "IPv6" };
     let _ = writeln!(out, "{}", s.bold(name));
+    if let Some(e) = &f.error {
+        let _ = writeln!(out, "  {} {e}\n", s.bad("could not probe:"));
+        return;
+    }
     let row = |out: &mut String, k: &str, v: String| {
         let _ = writeln!(out, "  {k:<24} {v}");
     };
