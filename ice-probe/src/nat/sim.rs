@@ -860,3 +860,46 @@ fn retransmissions_ride_out_loss() {
         assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
     }
 }
+
+#[test]
+fn table_reads_like_the_facts() {
+    use common::nat_report::{NatReport, NAT_SCHEMA};
+    let f = simulate(
+        NatModel::new(Map::Eim, Filter::Apdf, false),
+        &[Server::Rfc5780],
+        None,
+    )
+    .report;
+    let r = NatReport {
+        schema: NAT_SCHEMA.into(),
+        servers: vec!["stun:192.0.2.1:3478".into()],
+        timeout_ms: 1000,
+        elapsed_ms: f.elapsed_ms,
+        primary_family: Some(f.family.clone()),
+        udp: f.udp,
+        mapping: f.mapping,
+        filtering: f.filtering,
+        nat_type: f.nat_type,
+        hairpinning: f.hairpinning.value,
+        mapped_address: f.mapped_address.clone(),
+        consequence: f.consequence.clone(),
+        families: vec![f],
+    };
+    let text = crate::render::nat::table(&r, crate::render::Style::plain());
+    for want in [
+        "port-restricted-cone",
+        "endpoint-independent",
+        "address-and-port-dependent",
+        "203.0.113.7:",
+        "not measured: not asked (--lifetime)",
+        "symmetric NATs will need a TURN relay",
+        "Hairpinning is not supported",
+    ] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    assert!(!text.contains('\x1b'));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["nat_type"], "port-restricted-cone");
+    assert_eq!(json["hairpinning"], false);
+    assert_eq!(json["families"][0]["hairpinning"]["value"], false);
+}
