@@ -310,3 +310,24 @@ fn lying_servers_give_unknown_filtering_not_a_wrong_verdict() {
     let why = r["families"][0]["filtering_reason"].as_str().unwrap();
     assert!(why.contains("same IP"), "{why}");
 }
+
+#[test]
+fn a_name_is_probed_in_each_family_it_resolves_to() {
+    let s = server(&["--listen", "127.0.0.1:0", "--alternate", "127.0.0.2:0"]);
+    let port = s.rfc5780.unwrap().0.port();
+    let (code, r, _) = nat_json(&[&format!("stun:localhost:{port}"), "--timeout", "300ms"]);
+    // IPv4 answers; IPv6 (if localhost has ::1) reaches nothing on that port.
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["primary_family"], "ipv4");
+    assert_eq!(r["nat_type"], "open");
+    let fams = r["families"].as_array().unwrap();
+    assert_eq!(
+        fams[0]["servers"][0]["uri"],
+        format!("stun:localhost:{port}")
+    );
+    if let Some(v6) = fams.get(1) {
+        assert_eq!(v6["family"], "ipv6");
+        assert_eq!(v6["udp"], false);
+        assert_eq!(v6["nat_type"], "udp-blocked");
+    }
+}
