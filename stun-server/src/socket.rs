@@ -20,15 +20,7 @@ pub struct BufferSizes {
 /// Opens one socket of a SO_REUSEPORT group on `addr` (IPv6 sockets are
 /// v6-only, so IPv4 clients never see IPv4-mapped addresses).
 pub fn open_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<(UdpSocket, BufferSizes)> {
-    let domain = if addr.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
+    let s = udp_for(addr)?;
     s.set_reuse_port(true)?;
     let sizes = set_buffers(&s, buffer);
     if addr.ip().is_unspecified() {
@@ -44,6 +36,11 @@ pub fn open_reuseport(addr: SocketAddr, buffer: usize) -> io::Result<(UdpSocket,
 /// bind where another process holds a SO_REUSEPORT group, so this catches a
 /// second server on the same port, which SO_REUSEPORT alone would let in.
 pub fn check_free(addr: SocketAddr) -> io::Result<()> {
+    udp_for(addr)?.bind(&addr.into())
+}
+
+/// An unbound UDP socket of `addr`'s family; IPv6 ones are v6-only.
+fn udp_for(addr: SocketAddr) -> io::Result<Socket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -53,7 +50,7 @@ pub fn check_free(addr: SocketAddr) -> io::Result<()> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
-    s.bind(&addr.into())
+    Ok(s)
 }
 
 fn set_buffers(s: &Socket, want: usize) -> BufferSizes {
