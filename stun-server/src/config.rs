@@ -27,6 +27,8 @@ EXAMPLES:
   stun-server --http 127.0.0.1:9478             Prometheus /metrics and /healthz
   stun-server --config /etc/stun-server.toml    keys as the flags, flags win
 
+SIGNALING: --http also serves /v1/rooms/NAME/{join,messages,peers/ID}, where two peers meet and relay JSON (README).
+
 CONFIG FILE (TOML):
   listen = [\"0.0.0.0:3478\", \"[::]:3478\"]
   alternate = \"203.0.113.6:3479\"
@@ -84,7 +86,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
-    /// Serve Prometheus /metrics and /healthz over HTTP on this address.
+    /// Serve Prometheus /metrics, /healthz and the /v1/rooms signaling rendezvous over HTTP on this address.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
 

@@ -1,5 +1,6 @@
 //! The operations endpoint: Prometheus `/metrics` and `/healthz`, which
-//! performs a real STUN round trip against the server's own UDP socket.
+//! performs a real STUN round trip against the server's own UDP socket,
+//! and the signaling rendezvous under `/v1/` ([`crate::signaling`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -21,13 +22,17 @@ pub struct HttpState {
     /// The UDP address /healthz probes (a wildcard is probed on loopback).
     pub probe_target: SocketAddr,
     pub started: Instant,
+    /// The rendezvous served under `/v1/`.
+    pub signaling: Arc<crate::signaling::Signaling>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
+    let signaling = crate::signaling::http::router(state.signaling.clone());
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(state)
+        .merge(signaling)
 }
 
 async fn metrics(State(s): State<Arc<HttpState>>) -> Response {

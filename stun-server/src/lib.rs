@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod responder;
 pub mod server;
+pub mod signaling;
 pub mod socket;
 pub mod worker;
 
@@ -47,17 +48,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => tracing::info!("rate limit off"),
     }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut signaling_shutdown = None;
     let http_task = match config.http {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot serve http on {addr}"))?;
             let real = listener.local_addr()?;
-            tracing::info!("serving http on {real} (/metrics, /healthz)");
+            tracing::info!("serving http on {real} (/metrics, /healthz, /v1/rooms signaling)");
+            let sig = signaling::Signaling::new(udp.metrics.signaling.clone());
+            sig.spawn_expiry();
+            signaling_shutdown = Some(sig.clone());
             let state = Arc::new(http::HttpState {
                 metrics: udp.metrics.clone(),
                 probe_target: http::probe_address(udp.addresses[0]),
                 started,
+                signaling: sig,
             });
             let app = http::router(state);
             Some(tokio::spawn(async move {
@@ -72,6 +78,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     shutdown.await;
     tracing::info!("shutting down");
+    // Open long-polls answer now, so the graceful stop below (bounded at
+    // 5 s anyway) does not wait for them.
+    if let Some(sig) = &signaling_shutdown {
+        sig.shutdown();
+    }
     let _ = http_stop.send(());
     if let Some(t) = http_task {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::responder::{DropReason, ReplyClass};
+use crate::signaling::rooms::SignalError;
 
 /// Number of drop reasons (see [`DropReason::all`]).
 pub const DROP_REASONS: usize = 11;
@@ -101,10 +102,63 @@ impl WorkerMetrics {
     }
 }
 
-/// All workers' counters.
+/// The signaling rendezvous's counters (see [`crate::signaling`]).
+#[derive(Debug, Default)]
+pub struct SignalingMetrics {
+    /// Rooms that exist now (a gauge the shell sets after each change).
+    pub rooms: AtomicU64,
+    /// Messages accepted for relay.
+    pub messages: AtomicU64,
+    /// Refused requests, by [`SignalError::LABELS`] index.
+    rejected: [AtomicU64; SignalError::LABELS.len()],
+}
+
+impl SignalingMetrics {
+    pub fn reject(&self, e: &SignalError) {
+        let i = SignalError::LABELS
+            .iter()
+            .position(|l| *l == e.label())
+            .expect("every label is listed");
+        self.rejected[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, label: &str) -> u64 {
+        SignalError::LABELS
+            .iter()
+            .position(|l| *l == label)
+            .map_or(0, |i| self.rejected[i].load(Ordering::Relaxed))
+    }
+
+    fn render(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# HELP stun_signaling_rooms Signaling rooms that exist now.\n# TYPE stun_signaling_rooms gauge\nstun_signaling_rooms {}",
+            self.rooms.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP stun_signaling_messages_total Signaling messages accepted for relay.\n# TYPE stun_signaling_messages_total counter\nstun_signaling_messages_total {}",
+            self.messages.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP stun_signaling_rejected_total Signaling requests refused, by reason.\n# TYPE stun_signaling_rejected_total counter"
+        );
+        for (label, n) in SignalError::LABELS.iter().zip(&self.rejected) {
+            let _ = writeln!(
+                s,
+                "stun_signaling_rejected_total{{reason=\"{label}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// All workers' counters, and the signaling endpoint's.
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
     pub workers: Vec<Arc<WorkerMetrics>>,
+    pub signaling: Arc<SignalingMetrics>,
 }
 
 impl Metrics {
@@ -204,6 +258,7 @@ impl Metrics {
             s,
             "# HELP stun_uptime_seconds Seconds since the server started.\n# TYPE stun_uptime_seconds gauge\nstun_uptime_seconds {uptime_s:.3}"
         );
+        self.signaling.render(&mut s);
         s
     }
 }
@@ -227,7 +282,12 @@ mod tests {
         c.reply(ReplyClass::Success);
         c.drop(DropReason::RateLimited);
         w.publish(&mut c);
-        let m = Metrics { workers: vec![w] };
+        let m = Metrics {
+            workers: vec![w],
+            ..Default::default()
+        };
+        m.signaling.reject(&SignalError::TooLarge);
+        m.signaling.messages.fetch_add(2, Ordering::Relaxed);
         let text = m.render(1.0);
         assert!(text.contains("stun_requests_total 3"));
         assert!(text.contains("stun_responses_total{class=\"success\"} 1"));
@@ -236,5 +296,10 @@ mod tests {
         assert!(
             text.contains("stun_worker_requests_total{worker=\"0\",listen=\"127.0.0.1:3478\"} 3")
         );
+        assert!(text.contains("# TYPE stun_signaling_rooms gauge\nstun_signaling_rooms 0"));
+        assert!(text.contains("stun_signaling_messages_total 2"));
+        assert!(text.contains("stun_signaling_rejected_total{reason=\"too_large\"} 1"));
+        assert!(text.contains("stun_signaling_rejected_total{reason=\"bad_json\"} 0"));
+        assert_eq!(m.signaling.rejected("too_large"), 1);
     }
 }

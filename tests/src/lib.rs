@@ -1,6 +1,6 @@
 //! Helpers for end-to-end tests that start the real binaries: a child
 //! process whose stderr log is captured and parsed for the addresses it
-//! serves, a blocking HTTP GET over `std::net::TcpStream`, a STUN client on
+//! serves, blocking HTTP requests over `std::net::TcpStream`, a STUN client on
 //! plain UDP sockets, Prometheus text parsing and temporary files.
 //!
 //! Everything binds port 0 and reads the real port back, so tests run in
@@ -362,6 +362,23 @@ impl ServerProcess {
             .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log()))
     }
 
+    /// `method path` on the server's HTTP address, with a JSON body when
+    /// given (`Content-Type: application/json`).
+    pub fn request(&self, method: &str, path: &str, json_body: Option<&str>) -> HttpResponse {
+        let headers: &[(&str, &str)] = match json_body {
+            Some(_) => &[("Content-Type", "application/json")],
+            None => &[],
+        };
+        http_request(
+            self.http_addr(),
+            method,
+            path,
+            headers,
+            json_body.map(str::as_bytes),
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()))
+    }
+
     /// The /metrics text.
     pub fn metrics(&self) -> String {
         let r = self.get("/metrics");
@@ -506,14 +523,39 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
 
 /// [`http_get`] with the headers.
 pub fn http_get_full(addr: SocketAddr, path: &str) -> io::Result<HttpResponse> {
-    let timeout = Duration::from_secs(10);
+    http_request(addr, "GET", path, &[], None)
+}
+
+/// How long [`http_request`] waits to connect, send and read the answer.
+/// Above the longest signaling long-poll (30 s).
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Blocking `METHOD path` over HTTP/1.1 (one connection, closed after)
+/// with extra `headers` and an optional body (sent with Content-Length;
+/// add a Content-Type header yourself). For POST, DELETE, OPTIONS.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> io::Result<HttpResponse> {
+    let timeout = HTTP_TIMEOUT;
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    )?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    head.push_str("\r\n");
+    let mut req = head.into_bytes();
+    req.extend_from_slice(body.unwrap_or_default());
+    s.write_all(&req)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse_http_response(&raw)
