@@ -208,6 +208,15 @@ fn unknown_room_peer_and_path_are_404() {
         None,
     );
     assert_error(&r, 400, "wait");
+    let r = s.request("GET", "/v1/rooms/known/messages?peer=x&wait=soon", None);
+    assert_error(&r, 400, "wait");
+    let r = s.request("POST", "/v1/rooms/%FF/join", None);
+    assert_error(&r, 400, "UTF-8");
+    assert_error(
+        &s.request("GET", "/v1/rooms/known/join", None),
+        405,
+        "method",
+    );
     assert_error(&s.request("GET", "/v1/nope", None), 404, "no such endpoint");
     let (status, _) = http_get(s.http_addr(), "/nope").unwrap();
     assert_eq!(status, 404);

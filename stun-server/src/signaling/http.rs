@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, HttpBody};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -278,17 +279,25 @@ struct JoinBody {
     role: Option<String>,
 }
 
+fn bad_path(e: PathRejection) -> SignalError {
+    SignalError::BadRequest(format!("bad path: {}", e.body_text()))
+}
+
 fn bad_query(e: axum::extract::rejection::QueryRejection) -> SignalError {
     SignalError::BadRequest(format!("bad query: {}", e.body_text()))
 }
 
 async fn join(
     State(s): State<Arc<Signaling>>,
-    Path(room): Path<String>,
+    room: Result<Path<String>, PathRejection>,
     query: Result<Query<JoinQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let room = match room {
+        Ok(Path(r)) => r,
+        Err(e) => return s.reject(bad_path(e)),
+    };
     let r = async {
         let Query(q) = query.map_err(bad_query)?;
         let body = read_body(&headers, body).await?;
@@ -344,11 +353,15 @@ fn peer_of(q: &PeerQuery) -> Result<&str, SignalError> {
 
 async fn post_message(
     State(s): State<Arc<Signaling>>,
-    Path(room): Path<String>,
+    room: Result<Path<String>, PathRejection>,
     query: Result<Query<PeerQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let room = match room {
+        Ok(Path(r)) => r,
+        Err(e) => return s.reject(bad_path(e)),
+    };
     let r = async {
         let Query(q) = query.map_err(bad_query)?;
         let peer = peer_of(&q)?;
@@ -371,9 +384,13 @@ async fn post_message(
 
 async fn poll_messages(
     State(s): State<Arc<Signaling>>,
-    Path(room): Path<String>,
+    room: Result<Path<String>, PathRejection>,
     query: Result<Query<PeerQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let room = match room {
+        Ok(Path(r)) => r,
+        Err(e) => return s.reject(bad_path(e)),
+    };
     let q = match query.map_err(bad_query) {
         Ok(Query(q)) => q,
         Err(e) => return s.reject(e),
@@ -428,8 +445,12 @@ async fn poll_messages(
 
 async fn leave(
     State(s): State<Arc<Signaling>>,
-    Path((room, peer)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
+    let (room, peer) = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return s.reject(bad_path(e)),
+    };
     let mut g = s.lock();
     match g.rooms.leave(&room, &peer, Instant::now()) {
         Ok(wake_list) => {
