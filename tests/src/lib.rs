@@ -4,7 +4,8 @@
 //! plain UDP sockets, Prometheus text parsing and temporary files.
 //!
 //! Everything binds port 0 and reads the real port back, so tests run in
-//! parallel without colliding. Only loopback addresses are ever used.
+//! parallel without colliding. Only loopback addresses are ever used,
+//! except in [`lab`], whose traffic stays inside the namespaces it creates.
 
 use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
@@ -19,6 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::stun::{MessageWriter, BINDING_REQUEST};
+
+pub mod lab;
 
 /// How long a server may take to log that it is serving.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,12 +172,33 @@ impl ServerProcess {
         args: &[S],
         opts: StartOptions,
     ) -> Result<Self, String> {
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
+        Self::try_start_command(cmd, opts)
+    }
+
+    /// Starts a prepared command (e.g. `ip netns exec NS stun-server ...`,
+    /// see [`lab::Namespace::command`]) and waits until it is serving; panics
+    /// with the captured log if it exits or does not get there in time.
+    /// stdin/stdout/stderr and `RUST_LOG` are set here.
+    pub fn start_command(cmd: Command, opts: StartOptions) -> Self {
+        match Self::try_start_command(cmd, opts) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`ServerProcess::start_command`] but returns the failure.
+    pub fn try_start_command(mut cmd: Command, opts: StartOptions) -> Result<Self, String> {
         let expect_http = opts
             .expect_http
-            .unwrap_or_else(|| args.iter().any(|a| a.as_ref() == "--http"));
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env("RUST_LOG", "info")
+            .unwrap_or_else(|| cmd.get_args().any(|a| a == "--http"));
+        let label = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -183,7 +207,7 @@ impl ServerProcess {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("cannot start {label}: {e}"))?;
         let log = Arc::new(SharedLog::default());
         let stderr = child.stderr.take().expect("stderr is piped");
         let reader = Some(spawn_reader(stderr, log.clone()));
@@ -212,7 +236,7 @@ impl ServerProcess {
             if let Some(r) = p.reader.take() {
                 let _ = r.join();
             }
-            return Err(format!("{} {}; log:\n{}", bin.display(), why, p.log.text()));
+            return Err(format!("{label} {why}; log:\n{}", p.log.text()));
         }
         p.parse_addresses()?;
         Ok(p)
