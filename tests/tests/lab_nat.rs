@@ -4,6 +4,7 @@
 //! must report what the NAT was built to do. Skips (and says so) when the
 //! machine cannot run labs, unless ICE_LAB_REQUIRED=1.
 
+use std::io::Write;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -130,11 +131,12 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// Prints `lines` to stdout (--nocapture) and stderr (CI logs).
+/// Prints `lines` to stdout (seen with --nocapture) and straight to
+/// stderr, which the test harness does not capture, so CI logs show them.
 fn print_both(lines: &[String]) {
     let text = lines.join("\n");
     println!("{text}");
-    eprintln!("{text}");
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 /// One lab per group of up to 3 NATs, each with its own server; built and

@@ -132,9 +132,9 @@ impl LabBuilder {
     }
 
     /// [`LabBuilder::build`] for tests: `None` (after printing `SKIPPED
-    /// (lab unavailable: why)` to stdout and stderr) when this machine
-    /// cannot run labs, unless `ICE_LAB_REQUIRED=1`; panics on any other
-    /// failure.
+    /// (lab unavailable: why)` to stdout and, uncaptured, to stderr) when
+    /// this machine cannot run labs, unless `ICE_LAB_REQUIRED=1`; panics on
+    /// any other failure.
     pub fn build_or_skip(self) -> Option<Lab> {
         match self.build() {
             Ok(lab) => Some(lab),
@@ -144,7 +144,8 @@ impl LabBuilder {
                 }
                 let line = format!("SKIPPED (lab unavailable: {why})");
                 println!("{line}");
-                eprintln!("{line}");
+                // Straight to stderr: the test harness does not capture it.
+                let _ = writeln!(std::io::stderr(), "{line}");
                 None
             }
             Err(e) => panic!("{e}"),
