@@ -2,6 +2,7 @@
 //! URIs and the report types both print.
 
 pub mod bench_report;
+pub mod channel_report;
 pub mod cli_error;
 pub mod gather_report;
 pub mod nat_report;

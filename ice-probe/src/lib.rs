@@ -2,6 +2,7 @@
 //! module; rendering is apart from measuring.
 
 pub mod bench;
+pub mod channel;
 pub mod cli;
 pub mod error;
 pub mod gather;
