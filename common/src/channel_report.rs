@@ -142,3 +142,101 @@ pub struct ChannelReport {
     /// From the start of the HELLO exchange to the end, seconds.
     pub elapsed_s: f64,
 }
+
+impl ChannelReport {
+    /// The directions measured, `("outbound", ..)` first.
+    pub fn directions(&self) -> impl Iterator<Item = (&'static str, &DirectionReport)> {
+        [("outbound", &self.outbound), ("inbound", &self.inbound)]
+            .into_iter()
+            .filter_map(|(name, d)| d.as_ref().map(|d| (name, d)))
+    }
+
+    /// The higher loss of the two directions (what a `--max-loss` check
+    /// compares), null when neither direction has it.
+    pub fn worst_loss_pct(&self) -> Option<f64> {
+        self.directions()
+            .filter_map(|(_, d)| d.loss_pct)
+            .reduce(f64::max)
+    }
+
+    /// The lower goodput of the two directions.
+    pub fn min_goodput_bps(&self) -> Option<f64> {
+        self.directions()
+            .filter_map(|(_, d)| d.goodput_bps)
+            .reduce(f64::min)
+    }
+
+    /// The higher median message RTT of the two senders (data profile).
+    pub fn rtt_p50_ms(&self) -> Option<f64> {
+        self.directions()
+            .filter_map(|(_, d)| d.rtt_ms.map(|r| r.p50))
+            .reduce(f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(status: ChannelStatus) -> ChannelReport {
+        ChannelReport {
+            schema: CHANNEL_SCHEMA.to_string(),
+            protocol_version: 1,
+            peer_protocol_version: Some(1),
+            profile: ChannelProfile::Data,
+            settings: ChannelSettings {
+                duration_s: 5.0,
+                window: Some(32),
+                message_bytes: Some(1200),
+                bitrate_bps: None,
+                fps: None,
+                playout_ms: None,
+            },
+            status,
+            outbound: Some(DirectionReport {
+                loss_pct: Some(1.0),
+                goodput_bps: Some(8e6),
+                rtt_ms: Some(RttMs {
+                    p50: 40.0,
+                    p90: 41.0,
+                    p99: 45.0,
+                    max: 50.0,
+                }),
+                ..Default::default()
+            }),
+            inbound: Some(DirectionReport {
+                loss_pct: Some(3.0),
+                goodput_bps: Some(6e6),
+                rtt_ms: None,
+                ..Default::default()
+            }),
+            elapsed_s: 6.1,
+        }
+    }
+
+    #[test]
+    fn status_reads_as_a_sentence() {
+        assert_eq!(
+            ChannelStatus::Skipped {
+                reason: "the peer does not answer (not ice-probe?)".into()
+            }
+            .to_string(),
+            "skipped: the peer does not answer (not ice-probe?)"
+        );
+        assert_eq!(ChannelStatus::Completed.to_string(), "completed");
+    }
+
+    #[test]
+    fn the_worst_direction_is_what_checks_compare() {
+        let r = report(ChannelStatus::Completed);
+        assert_eq!(r.worst_loss_pct(), Some(3.0));
+        assert_eq!(r.min_goodput_bps(), Some(6e6));
+        assert_eq!(r.rtt_p50_ms(), Some(40.0));
+        let none = ChannelReport {
+            outbound: None,
+            inbound: None,
+            ..r
+        };
+        assert_eq!(none.worst_loss_pct(), None);
+    }
+}

@@ -22,7 +22,7 @@ use super::{ChannelConfig, Profile};
 /// HELLO is repeated this often until both sides have heard each other.
 pub const HELLO_INTERVAL: Duration = Duration::from_millis(250);
 /// FIN is repeated this often until the REPORT arrives.
-pub const FIN_INTERVAL: Duration = Duration::from_millis(200);
+pub const FIN_INTERVAL: Duration = Duration::from_millis(100);
 /// After the last FIN from the peer, we stay this long to answer a repeat
 /// (our REPORT may have been lost).
 pub const LINGER: Duration = Duration::from_millis(600);

@@ -432,9 +432,18 @@ mod tests {
             // 3.24 s + one-way delay + the 2 s bound.
             assert!(took <= Duration::from_millis(5300), "{took:?}");
             // What was measured until then is kept.
-            let out = r.outbound.unwrap();
+            let out = r.outbound.as_ref().unwrap();
             assert!(out.sent_packets.unwrap() > 100);
-            assert!(r.inbound.unwrap().received_packets.unwrap() > 100);
+            assert!(r.inbound.as_ref().unwrap().received_packets.unwrap() > 100);
+            // The JSON: status with its reason, the halves that arrived.
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["schema"], "ice-probe.channel/1");
+            assert_eq!(v["status"]["state"], "failed");
+            assert_eq!(v["status"]["reason"], reason);
+            assert!(v["outbound"]["received_packets"].is_null());
+            assert!(v["outbound"]["sent_packets"].as_u64().unwrap() > 100);
+            let back: ChannelReport = serde_json::from_value(v).unwrap();
+            assert_eq!(back, r);
         }
     }
 
