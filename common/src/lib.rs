@@ -4,6 +4,7 @@
 pub mod bench_report;
 pub mod channel_report;
 pub mod cli_error;
+pub mod connect_report;
 pub mod gather_report;
 pub mod nat_report;
 pub mod stun;

@@ -46,6 +46,12 @@ pub enum Command {
     /// RFC 5780 NAT behaviour discovery: mapping, filtering, hairpinning, lifetime.
     #[command(after_help = NAT_HELP)]
     Nat(NatArgs),
+    /// Connect to a peer with ICE (files, pipes or our rendezvous) and report the pair.
+    #[command(after_help = CONNECT_HELP)]
+    Connect(ConnectArgs),
+    /// Two ICE peers in this process through the given servers: the quickest end-to-end check.
+    #[command(after_help = SELFTEST_HELP)]
+    Selftest(SelftestArgs),
 }
 
 const BENCH_HELP: &str = "\
@@ -110,6 +116,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench(a) => run_bench(a),
         Command::Gather(a) => run_gather(a),
         Command::Nat(a) => run_nat(a),
+        Command::Connect(a) => crate::connect::cli::run_connect(a),
+        Command::Selftest(a) => crate::connect::cli::run_selftest(a),
     }
 }
 
@@ -421,11 +429,13 @@ fn run_nat(a: NatArgs) -> i32 {
     }
 }
 
-fn usage(msg: &str) -> i32 {
+pub use crate::connect::cli::{ConnectArgs, SelftestArgs, CONNECT_HELP, SELFTEST_HELP};
+
+pub(crate) fn usage(msg: &str) -> i32 {
     fail(ProbeError::Usage(msg.to_string()))
 }
 
-fn fail(e: ProbeError) -> i32 {
+pub(crate) fn fail(e: ProbeError) -> i32 {
     eprintln!("ice-probe: {e}");
     e.exit_code()
 }

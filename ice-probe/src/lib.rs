@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod channel;
 pub mod cli;
+pub mod connect;
 pub mod error;
 pub mod gather;
 pub mod nat;

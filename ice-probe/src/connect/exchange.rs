@@ -1,0 +1,215 @@
+//! The signaling state machine of one peer (sans-IO): what we learned from
+//! the other side's messages and what the agent must do with it, and who
+//! controls when no one was told.
+//!
+//! Messages may come in any order a real signaling channel produces:
+//! trickled candidates before the description (buffered until the
+//! credentials are known), the same description twice (only new
+//! candidates are acted on), control events (ignored).
+
+use super::description::{BadMessage, SignalMessage};
+
+/// Who offers: the controlling agent (RFC 8445 6.1.1) nominates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Controlling.
+    Offer,
+    /// Controlled.
+    Answer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Offer => "offer",
+            Role::Answer => "answer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "offer" => Some(Role::Offer),
+            "answer" => Some(Role::Answer),
+            _ => None,
+        }
+    }
+}
+
+/// Without signaling that assigns roles (files, pipes), both peers decide
+/// the same way: the lexicographically smaller ufrag offers.
+pub fn elect(local_ufrag: &str, remote_ufrag: &str) -> Result<Role, BadMessage> {
+    match local_ufrag.cmp(remote_ufrag) {
+        std::cmp::Ordering::Less => Ok(Role::Offer),
+        std::cmp::Ordering::Greater => Ok(Role::Answer),
+        std::cmp::Ordering::Equal => Err(BadMessage(
+            "the peer's ufrag equals ours: it is reading its own description (check --local/--remote)"
+                .into(),
+        )),
+    }
+}
+
+/// What the agent must do after a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The peer's credentials: start connectivity checks.
+    Start { ufrag: String, pwd: String },
+    /// A new remote candidate (without the `candidate:` prefix).
+    AddCandidate(String),
+    /// The peer has no more candidates.
+    RemoteComplete,
+}
+
+/// What we know of the peer.
+#[derive(Debug, Default)]
+pub struct RemotePeer {
+    credentials: Option<(String, String)>,
+    /// Every candidate seen (acted on or buffered), for deduplication.
+    seen: Vec<String>,
+    /// Candidates that arrived before the credentials.
+    pending: Vec<String>,
+    complete: bool,
+}
+
+impl RemotePeer {
+    pub fn credentials(&self) -> Option<&(String, String)> {
+        self.credentials.as_ref()
+    }
+    pub fn candidates(&self) -> &[String] {
+        &self.seen
+    }
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Feeds one message; returns what to do, in order.
+    pub fn handle(&mut self, msg: SignalMessage) -> Result<Vec<Action>, BadMessage> {
+        let mut out = Vec::new();
+        match msg {
+            SignalMessage::Description {
+                ufrag,
+                pwd,
+                candidates,
+                end_of_candidates,
+            } => {
+                match &self.credentials {
+                    Some((u, p)) if *u != ufrag || *p != pwd => {
+                        return Err(BadMessage(format!(
+                            "the peer sent a second description with new credentials (ufrag {u} -> {ufrag}): \
+                             ICE restarts are not supported"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.credentials = Some((ufrag.clone(), pwd.clone()));
+                        out.push(Action::Start { ufrag, pwd });
+                        out.extend(self.pending.drain(..).map(Action::AddCandidate));
+                    }
+                }
+                for c in candidates {
+                    self.candidate(c, &mut out);
+                }
+                if end_of_candidates {
+                    self.end(&mut out);
+                }
+            }
+            SignalMessage::Candidate(c) => self.candidate(c, &mut out),
+            SignalMessage::EndOfCandidates => self.end(&mut out),
+            SignalMessage::Ignored(_) => {}
+        }
+        Ok(out)
+    }
+
+    fn candidate(&mut self, c: String, out: &mut Vec<Action>) {
+        if self.seen.contains(&c) {
+            return;
+        }
+        self.seen.push(c.clone());
+        if self.credentials.is_some() {
+            out.push(Action::AddCandidate(c));
+        } else {
+            self.pending.push(c);
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Action>) {
+        if !self.complete {
+            self.complete = true;
+            out.push(Action::RemoteComplete);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PWD: &str = "abcdefghijklmnopqrstuvwx";
+
+    fn desc(cands: &[&str], end: bool) -> SignalMessage {
+        SignalMessage::Description {
+            ufrag: "uFrg".into(),
+            pwd: PWD.into(),
+            candidates: cands.iter().map(|c| c.to_string()).collect(),
+            end_of_candidates: end,
+        }
+    }
+
+    #[test]
+    fn trickle_before_description_is_buffered() {
+        let mut r = RemotePeer::default();
+        assert_eq!(
+            r.handle(SignalMessage::Candidate("a".into())).unwrap(),
+            vec![]
+        );
+        let acts = r.handle(desc(&["b"], false)).unwrap();
+        assert_eq!(
+            acts,
+            vec![
+                Action::Start {
+                    ufrag: "uFrg".into(),
+                    pwd: PWD.into()
+                },
+                Action::AddCandidate("a".into()),
+                Action::AddCandidate("b".into()),
+            ]
+        );
+        assert_eq!(
+            r.handle(SignalMessage::EndOfCandidates).unwrap(),
+            vec![Action::RemoteComplete]
+        );
+        assert!(r.complete());
+    }
+
+    #[test]
+    fn repeated_description_only_adds_new_candidates() {
+        let mut r = RemotePeer::default();
+        r.handle(desc(&["a"], false)).unwrap();
+        assert_eq!(
+            r.handle(desc(&["a", "b"], true)).unwrap(),
+            vec![Action::AddCandidate("b".into()), Action::RemoteComplete]
+        );
+        assert_eq!(r.handle(desc(&["a", "b"], true)).unwrap(), vec![]);
+        assert_eq!(r.candidates(), ["a", "b"]);
+    }
+
+    #[test]
+    fn new_credentials_are_an_error() {
+        let mut r = RemotePeer::default();
+        r.handle(desc(&[], false)).unwrap();
+        let e = r
+            .handle(SignalMessage::Description {
+                ufrag: "othr".into(),
+                pwd: PWD.into(),
+                candidates: vec![],
+                end_of_candidates: false,
+            })
+            .unwrap_err();
+        assert!(e.0.contains("ICE restarts"), "{e}");
+    }
+
+    #[test]
+    fn election_is_symmetric() {
+        assert_eq!(elect("aaaa", "bbbb").unwrap(), Role::Offer);
+        assert_eq!(elect("bbbb", "aaaa").unwrap(), Role::Answer);
+        assert!(elect("aaaa", "aaaa").is_err());
+    }
+}

@@ -1,0 +1,434 @@
+//! `ice-probe connect` / `selftest` end to end: real processes on loopback
+//! only (`--include-loopback --interface lo`), signaling through files,
+//! pipes, and our stun-server's rendezvous.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{workspace_bin, ServerProcess};
+use serde_json::Value;
+
+/// Only loopback: never traffic to the host's other addresses.
+const LOOPBACK: [&str; 4] = ["--include-loopback", "--interface", "lo", "--json"];
+
+fn probe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ice-probe"))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+fn finish(child: Child, t: Instant) -> Run {
+    let out = child.wait_with_output().expect("wait ice-probe");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: t.elapsed(),
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    probe()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ice-probe")
+}
+
+fn run(args: &[&str]) -> Run {
+    finish(spawn(args), Instant::now())
+}
+
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "ice-probe-connect-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn check_connected(v: &Value, what: &str) {
+    assert_eq!(v["schema"], "ice-probe.connect/1", "{what}: {v}");
+    assert_eq!(v["connected"], true, "{what}: {v}");
+    assert_eq!(v["passed"], true, "{what}: {v}");
+    let p = &v["selected_pair"];
+    for side in ["local", "remote"] {
+        // A check can arrive before the candidate it comes from was
+        // signaled (trickle, or the peer read our file first): the agent
+        // then learns that address as prflx.
+        let t = p[side]["type"].as_str().unwrap();
+        assert!(t == "host" || t == "prflx", "{what}: {v}");
+        let a = p[side]["address"].as_str().unwrap();
+        assert!(a == "127.0.0.1" || a == "::1", "{what}: {a}");
+        assert!(p[side]["port"].as_u64().unwrap() > 0);
+    }
+    assert!(v["time_to_connected_ms"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["pairs"]["succeeded"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["channel"]["status"], "skipped", "{v}");
+}
+
+#[test]
+fn two_processes_connect_through_files() {
+    let d = TempDir::new("files");
+    let (a, b) = (d.file("a.json"), d.file("b.json"));
+    let mut args_a = vec!["connect", "--local", &a, "--remote", &b, "--timeout", "10s"];
+    args_a.extend(LOOPBACK);
+    let mut args_b = vec!["connect", "--local", &b, "--remote", &a, "--timeout", "10s"];
+    args_b.extend(LOOPBACK);
+    let t = Instant::now();
+    let (pa, pb) = (spawn(&args_a), spawn(&args_b));
+    let (ra, rb) = (finish(pa, t), finish(pb, t));
+    assert_eq!(ra.code, 0, "A: {}\n{}", ra.stdout, ra.stderr);
+    assert_eq!(rb.code, 0, "B: {}\n{}", rb.stdout, rb.stderr);
+    let (va, vb) = (json(&ra), json(&rb));
+    check_connected(&va, "A");
+    check_connected(&vb, "B");
+    assert_eq!(va["mode"], "files");
+    // The ufrag election gives exactly one offerer.
+    let mut roles = [va["role"].as_str().unwrap(), vb["role"].as_str().unwrap()];
+    roles.sort();
+    assert_eq!(roles, ["answer", "offer"]);
+    // Each wrote one complete description, as the contract says.
+    let desc: Value = serde_json::from_str(std::fs::read_to_string(&a).unwrap().trim()).unwrap();
+    assert_eq!(desc["type"], "ice-description");
+    assert_eq!(desc["version"], 1);
+    assert_eq!(desc["end_of_candidates"], true);
+    assert!(desc["candidates"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("candidate:"));
+    // A's selected remote is B's selected local.
+    for k in ["address", "port"] {
+        assert_eq!(
+            va["selected_pair"]["remote"][k],
+            vb["selected_pair"]["local"][k]
+        );
+    }
+    eprintln!("files: both connected in {:?}", t.elapsed());
+}
+
+/// Copies lines from one child's stdout to the other's stdin.
+fn relay(
+    from: impl std::io::Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if writeln!(to, "{line}").and_then(|_| to.flush()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn two_processes_connect_through_pipes() {
+    let d = TempDir::new("pipes");
+    let (ra_path, rb_path) = (d.file("a.report"), d.file("b.report"));
+    let start = |report: &str| {
+        probe()
+            .args([
+                "connect",
+                "--local",
+                "-",
+                "--remote",
+                "-",
+                "--timeout",
+                "10s",
+            ])
+            .args([
+                "--include-loopback",
+                "--interface",
+                "lo",
+                "--report",
+                report,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ice-probe")
+    };
+    let t = Instant::now();
+    let mut a = start(&ra_path);
+    let mut b = start(&rb_path);
+    let ra = relay(a.stdout.take().unwrap(), b.stdin.take().unwrap());
+    let rb = relay(b.stdout.take().unwrap(), a.stdin.take().unwrap());
+    let (oa, ob) = (finish(a, t), finish(b, t));
+    let _ = (ra.join(), rb.join());
+    assert_eq!(oa.code, 0, "A stderr: {}", oa.stderr);
+    assert_eq!(ob.code, 0, "B stderr: {}", ob.stderr);
+    // The table goes to stderr when stdout carries signaling.
+    assert!(
+        oa.stderr.contains("ICE connected (pipe mode"),
+        "{}",
+        oa.stderr
+    );
+    for p in [&ra_path, &rb_path] {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        check_connected(&v, p);
+        assert_eq!(v["mode"], "pipe");
+    }
+    eprintln!("pipes: both connected in {:?}", t.elapsed());
+}
+
+fn stun_server(http: bool) -> ServerProcess {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--workers", "1"];
+    if http {
+        args.extend(["--http", "127.0.0.1:0"]);
+    }
+    ServerProcess::start(workspace_bin("stun-server"), &args)
+}
+
+#[test]
+fn selftest_through_our_stun_server_connects_in_well_under_a_second() {
+    let s = stun_server(false);
+    let url = format!("stun:{}", s.addr());
+    let mut args = vec!["selftest", "--stun", &url];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    check_connected(&v, "selftest");
+    assert_eq!(v["mode"], "selftest");
+    let ttc = v["time_to_connected_ms"].as_f64().unwrap();
+    assert!(ttc < 500.0, "time to connected {ttc} ms");
+    assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
+    // Our server answered the agent: a srflx candidate (on loopback its
+    // address is the host's own).
+    let srflx = v["local_candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "srflx");
+    assert!(srflx, "no srflx through {url}: {v}");
+    eprintln!(
+        "selftest: time to connected {ttc:.1} ms, process {:?}",
+        r.took
+    );
+
+    // The table names the pair.
+    let r = run(&[
+        "selftest",
+        "--stun",
+        &url,
+        "--include-loopback",
+        "--interface",
+        "lo",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("ICE connected (selftest mode"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("selected pair   local  host  udp 127.0.0.1:")
+            || r.stdout.contains("selected pair   local  host  udp [::1]:"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn require_direct_passes_on_host_pair_and_channel_assertions_are_not_faked() {
+    let mut args = vec!["selftest", "--require", "direct"];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(json(&r)["assertions"][0]["passed"], true);
+
+    let mut args = vec!["selftest", "--max-rtt", "50"];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["connected"], true);
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["assertions"][0]["passed"], Value::Null);
+    assert!(r.stderr.contains("--max-rtt"), "{}", r.stderr);
+}
+
+fn connect_to_file(remote: &Path, timeout: &str, d: &TempDir) -> Run {
+    let local = d.file("ours.json");
+    let remote = remote.to_string_lossy().into_owned();
+    let mut args = vec![
+        "connect",
+        "--local",
+        &local,
+        "--remote",
+        &remote,
+        "--timeout",
+        timeout,
+    ];
+    args.extend(LOOPBACK);
+    run(&args)
+}
+
+#[test]
+fn a_peer_that_sends_garbage_is_bad_input_exit_2() {
+    let d = TempDir::new("garbage");
+    let remote = d.0.join("peer.json");
+    std::fs::write(&remote, "hello, this is not JSON\n").unwrap();
+    let r = connect_to_file(&remote, "5s", &d);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("bad signaling input from the peer: not JSON"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.took < Duration::from_secs(3), "took {:?}", r.took);
+    let v = json(&r);
+    assert_eq!(v["connected"], false);
+    assert_eq!(v["failed_stage"], "signaling");
+
+    // A malformed candidate inside a well-formed description.
+    std::fs::write(
+        &remote,
+        r#"{"type":"ice-description","version":1,"ufrag":"zzzz","pwd":"abcdefghijklmnopqrstuvwx","candidates":["candidate:1 1 udp"]}"#,
+    )
+    .unwrap();
+    let r = connect_to_file(&remote, "5s", &d);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("malformed candidate"), "{}", r.stderr);
+}
+
+#[test]
+fn a_remote_file_that_never_appears_is_exit_3_at_the_deadline() {
+    let d = TempDir::new("never");
+    let r = connect_to_file(&d.0.join("never.json"), "1s", &d);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("signaling timed out"), "{}", r.stderr);
+    assert!(r.took >= Duration::from_millis(900), "took {:?}", r.took);
+    assert!(r.took < Duration::from_secs(4), "took {:?}", r.took);
+    let v = json(&r);
+    assert_eq!(v["failed_stage"], "signaling");
+    // Our own description was still written for a late peer.
+    assert!(Path::new(&d.file("ours.json")).exists());
+}
+
+#[test]
+fn a_dead_signaling_server_is_exit_3_quickly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let mut args = vec![
+        "connect",
+        "--signal",
+        &url,
+        "--room",
+        "r1",
+        "--timeout",
+        "10s",
+    ];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    assert!(r.took < Duration::from_secs(2), "took {:?}", r.took);
+}
+
+#[test]
+fn bad_usage_is_exit_2() {
+    for args in [
+        vec!["connect", "--include-loopback"],
+        vec!["connect", "--signal", "https://127.0.0.1:1", "--room", "r"],
+        vec!["connect", "--signal", "http://127.0.0.1:1", "--room", "a/b"],
+        vec!["connect", "--local", "x", "--remote", "x"],
+        vec!["connect", "--local", "-", "--remote", "y", "--json"],
+        vec!["selftest", "--min-goodput", "fast"],
+        vec!["selftest", "--stun", "turn:127.0.0.1:1"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("ice-probe: "),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn two_processes_connect_through_our_rendezvous() {
+    let s = stun_server(true);
+    let http = s.http.expect("http address");
+    let signal = format!("http://{http}");
+    let stun = format!("stun:{}", s.addr());
+    let args = |role: &'static str| {
+        let mut a = vec![
+            "connect".to_string(),
+            "--signal".into(),
+            signal.clone(),
+            "--room".into(),
+            "e2e-room".into(),
+            "--stun".into(),
+            stun.clone(),
+            "--timeout".into(),
+            "10s".into(),
+        ];
+        if !role.is_empty() {
+            a.extend(["--role".into(), role.into()]);
+        }
+        a.extend(LOOPBACK.iter().map(|s| s.to_string()));
+        a
+    };
+    let t = Instant::now();
+    let a_args = args("");
+    let a = spawn(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The first joiner offers; give it the head start a person would.
+    std::thread::sleep(Duration::from_millis(200));
+    let b_args = args("");
+    let b = spawn(&b_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ra, rb) = (finish(a, t), finish(b, t));
+    assert_eq!(
+        ra.code,
+        0,
+        "A: {}\n{}\nserver: {}",
+        ra.stdout,
+        ra.stderr,
+        s.log()
+    );
+    assert_eq!(rb.code, 0, "B: {}\n{}", rb.stdout, rb.stderr);
+    let (va, vb) = (json(&ra), json(&rb));
+    check_connected(&va, "A");
+    check_connected(&vb, "B");
+    assert_eq!(va["mode"], "signal");
+    assert_eq!(va["role"], "offer");
+    assert_eq!(vb["role"], "answer");
+    eprintln!("rendezvous: both connected in {:?}", t.elapsed());
+}
