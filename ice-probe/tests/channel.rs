@@ -39,6 +39,7 @@ async fn one_second_of_data_and_of_video_over_loopback_both_ways_without_loss() 
         assert_clean(r);
         assert!(r.outbound.as_ref().unwrap().rtt_ms.is_some());
     }
+    eprintln!("{}", serde_json::to_string_pretty(&ra).unwrap());
 
     let video = ChannelConfig::new(
         Profile::Video {
@@ -56,6 +57,7 @@ async fn one_second_of_data_and_of_video_over_loopback_both_ways_without_loss() 
         assert_eq!(out.frames_sent, Some(30), "{r:#?}");
         assert!(out.jitter_ms.is_some());
     }
+    eprintln!("{}", serde_json::to_string_pretty(&ra).unwrap());
 }
 
 #[tokio::test]

@@ -5,6 +5,11 @@
 //!   datagrams) in flight, each acknowledged by sequence; the echo gives the
 //!   message RTT distribution (p50/p90/p99/max), the receiver's count the
 //!   loss, and the payload it got per second of sending the goodput.
+//!   The RTT is that of messages under the window's own load: a window
+//!   larger than the path's bandwidth-delay product queues at the
+//!   bottleneck and the RTT shows that queue (as a bulk transfer on the
+//!   call would). A message unacknowledged for an RTO (TCP-style, 200 ms
+//!   to 1 s) gives up its window slot; its late ack still counts for RTT.
 //! - `--profile video --bitrate 2.5M --fps 30 --playout 150ms`: every
 //!   1/fps a frame of `bitrate / 8 / fps` payload bytes is split into
 //!   packets of at most 1,200 bytes (header included) carrying an RTP-like
@@ -35,6 +40,10 @@
 //! each sender sends FIN (its half: sent, RTT, frames) until the receiver's
 //! REPORT (its half: received, jitter, frames in time) comes back, so both
 //! sides print both directions.
+//!
+//! Runs on the same pair one after another are fine: a session lingers
+//! 600 ms after its last FIN, and a session only starts on the peer's HELLO
+//! or measurement traffic, not on a late FIN or REPORT of the run before.
 //!
 //! **Sans-IO.** [`ChannelSession`] holds every protocol decision and opens
 //! no socket and reads no clock; [`run`] is the thin tokio shell over a

@@ -4,7 +4,7 @@
 //! and receiving at the same time, then FIN / REPORT to swap the halves of
 //! each direction, then a short linger to answer a repeated FIN.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use common::channel_report::{
@@ -35,7 +35,7 @@ pub const VIDEO_DRAIN: Duration = Duration::from_millis(100);
 /// Data: a message unacknowledged this long (at most) is given up and its
 /// window slot reused.
 pub const MAX_RTO: Duration = Duration::from_secs(1);
-const MIN_RTO: Duration = Duration::from_millis(50);
+const MIN_RTO: Duration = Duration::from_millis(200);
 /// At most this many HELLOs answer a peer of another version.
 const MAX_MISMATCH_REPLIES: u32 = 16;
 
@@ -66,6 +66,9 @@ struct Outbound {
     frames_sent: u64,
     // Data: seq -> send time (us since the session epoch).
     in_flight: BTreeMap<u64, u64>,
+    /// Given up (their slot reused) but not acknowledged yet: a late ack
+    /// still gives an RTT sample, so queues show in the distribution.
+    given_up: HashSet<u64>,
     next_seq: u64,
     rtt_us: Vec<u32>,
     srtt_us: Option<f64>,
@@ -249,6 +252,7 @@ impl ChannelSession {
             sent_payload_bytes: 0,
             frames_sent: 0,
             in_flight: BTreeMap::new(),
+            given_up: HashSet::new(),
             next_seq: 0,
             rtt_us: Vec::new(),
             srtt_us: None,
@@ -303,8 +307,12 @@ impl ChannelSession {
             return self.on_hello(now, heard_you, profile, duration_ms);
         }
         match self.phase {
-            Phase::Hello if self.heard_peer => {
-                // The peer started: it heard our HELLO saying we heard it.
+            // The peer started: it heard our HELLO saying we heard it. Only
+            // its measurement traffic says so (a late FIN or REPORT of an
+            // earlier run on the same pair does not).
+            Phase::Hello
+                if self.heard_peer && matches!(msg, Message::Data { .. } | Message::Video(_)) =>
+            {
                 self.start(now);
             }
             Phase::Running => {}
@@ -337,10 +345,12 @@ impl ChannelSession {
                     echo_ts_us: send_ts_us,
                 });
             }
-            Message::DataAck { seq, .. } => {
+            Message::DataAck { seq, echo_ts_us } => {
                 if let Some(out) = &mut self.out {
                     if let Some(sent_us) = out.in_flight.remove(&seq) {
                         out.on_rtt(now_us.saturating_sub(sent_us));
+                    } else if out.given_up.remove(&seq) {
+                        out.on_rtt(now_us.saturating_sub(echo_ts_us));
                     }
                 }
             }
@@ -469,6 +479,7 @@ impl ChannelSession {
                 break;
             }
             out.in_flight.remove(&seq);
+            out.given_up.insert(seq);
         }
         let mut frames = Vec::new();
         if out.state == OutState::Sending {

@@ -300,6 +300,18 @@ mod tests {
             rtt.p50 > 42.0 && rtt.p50 < 58.0 && rtt.max <= 60.01,
             "{rtt:?}"
         );
+
+        // Both directions capped at 2 Mbit/s: the windows' queues (and acks
+        // waiting behind the reverse data) show in the RTT.
+        let capped = LinkSpec {
+            bandwidth_bps: Some(2_000_000),
+            ..LinkSpec::delay_ms(20)
+        };
+        let (a, _, _) = pair(Profile::data(), 5, capped);
+        let out = a.outbound.unwrap();
+        let rtt = out.rtt_ms.unwrap();
+        assert!(rtt.p50 > 100.0, "{rtt:?}");
+        assert_eq!(out.lost_packets, Some(0));
     }
 
     #[test]
@@ -323,6 +335,31 @@ mod tests {
         assert_eq!(slow_out.lost_packets, Some(0));
         assert!(slow_out.goodput_bps.unwrap() < 2_000_000.0);
         assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[test]
+    fn a_windowed_sender_sustains_the_bottleneck_rate() {
+        // 32 x 1,200 B per 40 ms RTT would be 7.7 Mbit/s: a 2 Mbit/s link
+        // is the limit, and goodput is its payload share.
+        // The cap is on a -> b only (an uplink): b's acks do not queue
+        // behind b's data, so a's window alone sets a's rate.
+        let up = LinkSpec {
+            bandwidth_bps: Some(2_000_000),
+            ..LinkSpec::delay_ms(20)
+        };
+        let start = Instant::now();
+        let config = ChannelConfig::new(Profile::data(), Duration::from_secs(5));
+        let (mut a, mut b) = (side(config, start), side(config, start));
+        drive(&mut a, &mut b, up, LinkSpec::delay_ms(20), start);
+        let a = a.session.unwrap().report();
+        assert_eq!(a.status, ChannelStatus::Completed);
+        let out = a.outbound.unwrap();
+        let expected = 2_000_000.0 * 1178.0 / 1200.0;
+        let g = out.goodput_bps.unwrap();
+        assert!((g - expected).abs() / expected < 0.05, "{g} vs {expected}");
+        assert_eq!(out.lost_packets, Some(0));
+        // The queue the window builds shows in the RTT.
+        assert!(out.rtt_ms.unwrap().p50 > 100.0, "{:?}", out.rtt_ms);
     }
 
     #[test]
