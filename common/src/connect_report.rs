@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel_report::ChannelReport;
+
 /// Schema identifier written in every connect report.
 pub const CONNECT_SCHEMA: &str = "ice-probe.connect/1";
 
@@ -136,12 +138,17 @@ pub struct ChannelOutcome {
     pub status: String,
     /// Why skipped or failed.
     pub reason: Option<String>,
-    /// Percent of probe packets lost, null when not measured.
+    /// Percent of probe packets lost (the worse direction), null when not
+    /// measured.
     pub loss_percent: Option<f64>,
-    /// Bits per second, null when not measured.
+    /// Bits per second (the lower direction), null when not measured.
     pub goodput_bps: Option<f64>,
-    /// Median round-trip time, null when not measured.
+    /// Median round-trip time (the higher of the two senders'), null when
+    /// not measured.
     pub rtt_ms: Option<f64>,
+    /// The full measurement (schema `ice-probe.channel/1`), null when it
+    /// did not run.
+    pub report: Option<ChannelReport>,
 }
 
 impl ChannelOutcome {
@@ -153,6 +160,25 @@ impl ChannelOutcome {
             loss_percent: None,
             goodput_bps: None,
             rtt_ms: None,
+            report: None,
+        }
+    }
+
+    /// From a channel measurement: the worse direction of each figure.
+    pub fn from_report(r: ChannelReport) -> Self {
+        use crate::channel_report::ChannelStatus;
+        let (status, reason) = match &r.status {
+            ChannelStatus::Completed => ("measured", None),
+            ChannelStatus::Skipped { reason } => ("skipped", Some(reason.clone())),
+            ChannelStatus::Failed { reason } => ("failed", Some(reason.clone())),
+        };
+        ChannelOutcome {
+            status: status.to_string(),
+            reason,
+            loss_percent: r.worst_loss_pct(),
+            goodput_bps: r.min_goodput_bps(),
+            rtt_ms: r.rtt_p50_ms(),
+            report: Some(r),
         }
     }
 }

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 /// Only loopback: never traffic to the host's other addresses.
 const LOOPBACK: [&str; 4] = ["--include-loopback", "--interface", "lo", "--json"];
+/// No channel measurement unless the test is about it.
+const NO_CHANNEL: [&str; 2] = ["--duration", "0"];
 
 fn probe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ice-probe"))
@@ -93,16 +95,45 @@ fn check_connected(v: &Value, what: &str) {
     }
     assert!(v["time_to_connected_ms"].as_f64().unwrap() > 0.0, "{v}");
     assert!(v["pairs"]["succeeded"].as_u64().unwrap() >= 1, "{v}");
-    assert_eq!(v["channel"]["status"], "skipped", "{v}");
+}
+
+/// Both directions measured over loopback: nothing lost, data moved.
+fn check_channel(v: &Value, what: &str) {
+    let c = &v["channel"];
+    assert_eq!(c["status"], "measured", "{what}: {c}");
+    assert_eq!(c["report"]["schema"], "ice-probe.channel/1", "{what}: {c}");
+    assert!(c["goodput_bps"].as_f64().unwrap() > 0.0, "{what}: {c}");
+    assert!(c["rtt_ms"].as_f64().unwrap() < 1000.0, "{what}: {c}");
+    assert!(c["loss_percent"].as_f64().unwrap() < 5.0, "{what}: {c}");
 }
 
 #[test]
 fn two_processes_connect_through_files() {
     let d = TempDir::new("files");
     let (a, b) = (d.file("a.json"), d.file("b.json"));
-    let mut args_a = vec!["connect", "--local", &a, "--remote", &b, "--timeout", "10s"];
+    let mut args_a = vec![
+        "connect",
+        "--local",
+        &a,
+        "--remote",
+        &b,
+        "--timeout",
+        "10s",
+        "--duration",
+        "1s",
+    ];
     args_a.extend(LOOPBACK);
-    let mut args_b = vec!["connect", "--local", &b, "--remote", &a, "--timeout", "10s"];
+    let mut args_b = vec![
+        "connect",
+        "--local",
+        &b,
+        "--remote",
+        &a,
+        "--timeout",
+        "10s",
+        "--duration",
+        "1s",
+    ];
     args_b.extend(LOOPBACK);
     let t = Instant::now();
     let (pa, pb) = (spawn(&args_a), spawn(&args_b));
@@ -112,6 +143,8 @@ fn two_processes_connect_through_files() {
     let (va, vb) = (json(&ra), json(&rb));
     check_connected(&va, "A");
     check_connected(&vb, "B");
+    check_channel(&va, "A");
+    check_channel(&vb, "B");
     assert_eq!(va["mode"], "files");
     // The ufrag election gives exactly one offerer.
     let mut roles = [va["role"].as_str().unwrap(), vb["role"].as_str().unwrap()];
@@ -165,6 +198,8 @@ fn two_processes_connect_through_pipes() {
                 "-",
                 "--timeout",
                 "10s",
+                "--duration",
+                "1s",
             ])
             .args([
                 "--include-loopback",
@@ -197,6 +232,7 @@ fn two_processes_connect_through_pipes() {
     for p in [&ra_path, &rb_path] {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
         check_connected(&v, p);
+        check_channel(&v, p);
         assert_eq!(v["mode"], "pipe");
     }
     eprintln!("pipes: both connected in {:?}", t.elapsed());
@@ -214,15 +250,17 @@ fn stun_server(http: bool) -> ServerProcess {
 fn selftest_through_our_stun_server_connects_in_well_under_a_second() {
     let s = stun_server(false);
     let url = format!("stun:{}", s.addr());
-    let mut args = vec!["selftest", "--stun", &url];
+    let mut args = vec!["selftest", "--stun", &url, "--duration", "1s"];
     args.extend(LOOPBACK);
     let r = run(&args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = json(&r);
     check_connected(&v, "selftest");
+    check_channel(&v, "selftest");
     assert_eq!(v["mode"], "selftest");
     let ttc = v["time_to_connected_ms"].as_f64().unwrap();
     assert!(ttc < 500.0, "time to connected {ttc} ms");
+    // 1 s of channel plus its HELLO and FIN/REPORT swap.
     assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
     // Our server answered the agent: a srflx candidate (on loopback its
     // address is the host's own).
@@ -242,6 +280,8 @@ fn selftest_through_our_stun_server_connects_in_well_under_a_second() {
         "selftest",
         "--stun",
         &url,
+        "--duration",
+        "0",
         "--include-loopback",
         "--interface",
         "lo",
@@ -265,19 +305,53 @@ fn selftest_through_our_stun_server_connects_in_well_under_a_second() {
 fn require_direct_passes_on_host_pair_and_channel_assertions_are_not_faked() {
     let mut args = vec!["selftest", "--require", "direct"];
     args.extend(LOOPBACK);
+    args.extend(NO_CHANNEL);
     let r = run(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(json(&r)["assertions"][0]["passed"], true);
 
+    // Channel off: a channel assertion cannot be evaluated, and fails.
     let mut args = vec!["selftest", "--max-rtt", "50"];
     args.extend(LOOPBACK);
+    args.extend(NO_CHANNEL);
     let r = run(&args);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = json(&r);
     assert_eq!(v["connected"], true);
     assert_eq!(v["passed"], false);
+    assert_eq!(v["channel"]["status"], "skipped");
     assert_eq!(v["assertions"][0]["passed"], Value::Null);
     assert!(r.stderr.contains("--max-rtt"), "{}", r.stderr);
+
+    // Measured: generous bounds pass, an impossible one fails with exit 1.
+    let mut args = vec![
+        "selftest",
+        "--duration",
+        "1s",
+        "--max-rtt",
+        "1000",
+        "--min-goodput",
+        "1k",
+        "--max-loss",
+        "50",
+    ];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = json(&r);
+    assert!(
+        v["assertions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["passed"] == true),
+        "{v}"
+    );
+    let mut args = vec!["selftest", "--duration", "1s", "--min-goodput", "100G"];
+    args.extend(LOOPBACK);
+    let r = run(&args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(json(&r)["assertions"][0]["passed"], false);
 }
 
 fn connect_to_file(remote: &Path, timeout: &str, d: &TempDir) -> Run {
@@ -405,6 +479,7 @@ fn two_processes_connect_through_our_rendezvous() {
             a.extend(["--role".into(), role.into()]);
         }
         a.extend(LOOPBACK.iter().map(|s| s.to_string()));
+        a.extend(["--duration".into(), "1s".into()]);
         a
     };
     let t = Instant::now();
@@ -427,6 +502,8 @@ fn two_processes_connect_through_our_rendezvous() {
     let (va, vb) = (json(&ra), json(&rb));
     check_connected(&va, "A");
     check_connected(&vb, "B");
+    check_channel(&va, "A");
+    check_channel(&vb, "B");
     assert_eq!(va["mode"], "signal");
     assert_eq!(va["role"], "offer");
     assert_eq!(vb["role"], "answer");

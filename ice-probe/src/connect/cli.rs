@@ -11,6 +11,7 @@ use super::exchange::Role;
 use super::files::Place;
 use super::rendezvous::{check_room, parse_signal_url};
 use super::{ConnectOptions, Signaling};
+use crate::channel::{ChannelConfig, Profile};
 use crate::cli::{fail, usage};
 use crate::error::exit;
 use crate::gather::credentials::Credentials;
@@ -41,11 +42,23 @@ SIGNALING (one JSON object per line):
 Who offers (controlling, nominates): --role, else the rendezvous's
 assignment, else (files, pipes) the peer with the smaller ufrag.
 
+CHANNEL: once connected, both peers measure the selected pair for
+--duration (default 2s; 0 turns it off) in both directions at once:
+--profile data (echoed 1,200-byte messages: RTT p50/p90/p99/max, loss,
+goodput) or --profile video (--bitrate, --fps, --playout: loss, RFC 3550
+jitter, frames complete in time). A peer that does not answer (not an
+ice-probe, or --duration 0) makes the channel \"skipped\", not a failure.
+--timeout bounds the negotiation; the channel adds --duration plus at most
+a few seconds of its own bounds.
+
 ASSERTIONS (exit 1 when one fails):
   --require direct      fail if only a relay (TURN) pair works
-  --max-loss PCT, --min-goodput RATE (500k, 2M, 1MB = bytes), --max-rtt MS
-      need the channel measurements; a build without them reports the
-      channel as skipped and such an assertion as not evaluated (fails)
+  --max-loss PCT        fail if the worse direction lost more
+  --min-goodput RATE    fail if the slower direction carried less (bits/s:
+                        500k, 2M, 2Mbit; 1MB = bytes)
+  --max-rtt MS          fail if the median message RTT is higher (data)
+  A channel assertion that could not be evaluated (channel skipped or
+  failed) fails.
 
 EXAMPLES:
   # two shells on one machine
@@ -67,7 +80,8 @@ port, protocol, priority, sdp}], pairs {total, tried, succeeded, failed,
 in_progress, waiting}, pair_list [{local, remote, state, nominated}],
 failed_stage (gathering|signaling|checking) or null, diagnosis, channel
 {status (measured|skipped|failed), reason, loss_percent, goodput_bps,
-rtt_ms}, assertions [{name, passed (true|false|null), detail}], passed.
+rtt_ms, report (the full \"ice-probe.channel/1\" report or null)},
+assertions [{name, passed (true|false|null), detail}], passed.
 With --local - stdout carries signaling: the table goes to stderr and
 --report FILE writes the JSON.
 
@@ -124,6 +138,23 @@ pub struct IceFlags {
     /// Fail if the channel's round-trip time is above MS milliseconds.
     #[arg(long, value_name = "MS")]
     pub max_rtt: Option<f64>,
+    /// After connecting, measure the channel for this long in both
+    /// directions (the peer must measure too); 0 turns it off.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Channel traffic: data (a window of echoed 1,200-byte messages: RTT,
+    /// loss, goodput) or video (paced frames: loss, jitter, frames in time).
+    #[arg(long, default_value = "data", value_parser = ["data", "video"])]
+    pub profile: String,
+    /// Video profile: frame payload rate (bits/s; 2.5M, 800k).
+    #[arg(long, value_name = "RATE", default_value = "2.5M")]
+    pub bitrate: String,
+    /// Video profile: frames per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// Video profile: a frame is in time if complete within this budget.
+    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    pub playout: Duration,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -208,7 +239,29 @@ fn options(
         .as_deref()
         .map(|r| parse_rate(r).map_err(|e| format!("--min-goodput {e}")))
         .transpose()?;
+    if ice.duration > Duration::from_secs(600) {
+        return Err("--duration must be at most 10m".into());
+    }
+    let channel = if ice.duration.is_zero() {
+        None
+    } else {
+        let profile = if ice.profile == "video" {
+            let bitrate = parse_rate(&ice.bitrate).map_err(|e| format!("--bitrate {e}"))?;
+            if !(1e3..=1e9).contains(&bitrate) {
+                return Err("--bitrate must be from 1k to 1G".into());
+            }
+            Profile::Video {
+                bitrate_bps: bitrate as u64,
+                fps: ice.fps,
+                playout: ice.playout,
+            }
+        } else {
+            Profile::data()
+        };
+        Some(ChannelConfig::new(profile, ice.duration))
+    };
     Ok(ConnectOptions {
+        channel,
         signaling,
         stun: ice.stun.clone(),
         turn: ice.turn.clone(),

@@ -15,6 +15,7 @@ pub mod diagnose;
 pub mod exchange;
 pub mod files;
 pub mod link;
+pub mod measure;
 pub mod peer;
 pub mod rendezvous;
 
@@ -35,6 +36,9 @@ use peer::{PeerConfig, PeerOutcome, SignalFault};
 /// After connecting, the agent stays open this long so the peer's last
 /// checks (its own nomination) are answered before we close.
 const LINGER: Duration = Duration::from_millis(300);
+/// How long dial/accept may take to hand over the connection after the
+/// agent said connected.
+const CONN_WAIT: Duration = Duration::from_secs(1);
 /// Closing an agent may not take longer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -65,6 +69,8 @@ pub struct ConnectOptions {
     pub role: Option<Role>,
     pub timeout: Duration,
     pub requirements: Requirements,
+    /// The channel measurements after connecting (None: `--duration 0`).
+    pub channel: Option<crate::channel::ChannelConfig>,
 }
 
 /// The report and the exit code it implies.
@@ -150,7 +156,7 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
         start,
         deadline,
     };
-    let (mode, outcome) = match &opts.signaling {
+    let (mode, outcome, channel) = match &opts.signaling {
         Signaling::Selftest => {
             let (a_link, b_link) = link::pair();
             let a_agent = peer::new_agent(&cfg).await.map_err(ProbeError::CannotRun)?;
@@ -167,8 +173,15 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
                 peer::run(a_cfg, a_agent, a_link),
                 peer::run(b_cfg, b_agent, b_link)
             );
+            // Both ends measure at once, as two connect processes would.
+            let (ca, cb) = tokio::join!(a.conn(CONN_WAIT), b.conn(CONN_WAIT));
+            let ch = opts.channel.as_ref();
+            let (channel, _) = tokio::join!(
+                measure::measure(ca.filter(|_| a.connected), ch),
+                measure::measure(cb.filter(|_| b.connected), ch)
+            );
             close(&b).await;
-            ("selftest", a)
+            ("selftest", a, channel)
         }
         Signaling::Files { local, remote } => {
             let link = files::link(local, remote).map_err(ProbeError::CannotRun)?;
@@ -179,7 +192,8 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
             } else {
                 "files"
             };
-            (mode, out)
+            let channel = after_connect(opts, &out).await;
+            (mode, out, channel)
         }
         Signaling::Http { authority, room } => {
             let rv = rendezvous::Rendezvous::resolve(authority, room, deadline)
@@ -196,25 +210,26 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
                 }
             };
             let out = peer::run(cfg.clone(), agent, link).await;
-            if out.connected {
-                tokio::time::sleep(LINGER).await;
-            }
+            let channel = after_connect(opts, &out).await;
             rv.leave(&joined.peer).await;
-            ("signal", out)
+            ("signal", out, channel)
         }
     };
-    if outcome.connected && !matches!(opts.signaling, Signaling::Http { .. } | Signaling::Selftest)
-    {
-        tokio::time::sleep(LINGER).await;
-    }
-    // CHANNEL HOOK: the channel measurements (ice-probe/src/channel/, being
-    // built in parallel) run here over the selected pair's Conn once that
-    // module is committed; until then the report says so and no number is
-    // invented.
-    let channel =
-        ChannelOutcome::skipped("not built yet: channel measurements are not in this build");
     close(&outcome).await;
     Ok(build(opts, mode, start, outcome, channel))
+}
+
+/// The channel measurements over the selected pair, or (turned off) a
+/// short linger so the peer's last checks are answered before we close.
+async fn after_connect(opts: &ConnectOptions, out: &PeerOutcome) -> ChannelOutcome {
+    if !out.connected {
+        return ChannelOutcome::skipped("not connected");
+    }
+    if opts.channel.is_none() {
+        tokio::time::sleep(LINGER).await;
+    }
+    let conn = out.conn(CONN_WAIT).await;
+    measure::measure(conn, opts.channel.as_ref()).await
 }
 
 async fn close(p: &PeerOutcome) {

@@ -16,6 +16,7 @@ use webrtc_ice::mdns::MulticastDnsMode;
 use webrtc_ice::network_type::NetworkType;
 use webrtc_ice::state::ConnectionState;
 use webrtc_ice::url::Url;
+use webrtc_util::Conn;
 
 use common::connect_report::{CandidateInfo, Endpoint, PairRow, SelectedPair};
 
@@ -62,6 +63,28 @@ pub struct PeerOutcome {
     /// The agent, still open: the caller closes it (after letting the
     /// peer finish, or after the channel measurements).
     pub agent: Arc<Agent>,
+    /// The connection `dial`/`accept` returned, once it did.
+    pub conn: SharedConn,
+}
+
+/// The ICE connection, set by the dial/accept task.
+pub type SharedConn = Arc<std::sync::Mutex<Option<Arc<dyn Conn + Send + Sync>>>>;
+
+impl PeerOutcome {
+    /// The connection, waiting at most `wait` for dial/accept to hand it
+    /// over (it returns right after the agent says connected).
+    pub async fn conn(&self, wait: Duration) -> Option<Arc<dyn Conn + Send + Sync>> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(c) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return Some(c);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }
 
 enum Ev {
@@ -159,6 +182,7 @@ pub async fn run(cfg: PeerConfig, agent: Arc<Agent>, mut link: Link) -> PeerOutc
         selected: None,
         fault: None,
         agent: Arc::clone(&agent),
+        conn: SharedConn::default(),
     };
     if let Err(e) = agent.gather_candidates() {
         out.fault = Some(SignalFault::Fatal(format!("cannot gather candidates: {e}")));
@@ -266,13 +290,15 @@ async fn apply(
                 let (tx, rx) = mpsc::channel(1);
                 *cancel = Some(tx);
                 let agent = Arc::clone(agent);
-                // The connection itself is seen through the state callback;
-                // the channel measurements would take the Conn from here.
+                let slot = Arc::clone(&out.conn);
+                // The connection is seen through the state callback; the
+                // channel measurements take the Conn from here.
                 tokio::spawn(async move {
-                    let _ = match role {
-                        Role::Offer => agent.dial(rx, ufrag, pwd).await.map(|_| ()),
-                        Role::Answer => agent.accept(rx, ufrag, pwd).await.map(|_| ()),
+                    let conn: Option<Arc<dyn Conn + Send + Sync>> = match role {
+                        Role::Offer => agent.dial(rx, ufrag, pwd).await.ok().map(|c| c as _),
+                        Role::Answer => agent.accept(rx, ufrag, pwd).await.ok().map(|c| c as _),
                     };
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = conn;
                 });
             }
             Action::AddCandidate(c) => {
