@@ -36,10 +36,13 @@
 //! the peer does not answer (not ice-probe?)`, which is not an error of the
 //! connection. Once running, both sides send and receive at once; a peer
 //! silent for `peer_timeout` (2 s) ends the run with `failed: peer stopped
-//! answering after 3.2 s (...)` and the halves measured so far. At the end
-//! each sender sends FIN (its half: sent, RTT, frames) until the receiver's
-//! REPORT (its half: received, jitter, frames in time) comes back, so both
-//! sides print both directions.
+//! answering after 3.2 s (...)` and the halves measured so far; a peer
+//! that keeps talking but never confirms the end (its FIN or our REPORT
+//! never gets through) ends it `MAX_RTO + peer_timeout` after sending
+//! stopped. [`ChannelConfig::bound`] is the longest a run can take. At the
+//! end each sender sends FIN (its half: sent, RTT, frames) until the
+//! receiver's REPORT (its half: received, jitter, frames in time) comes
+//! back, so both sides print both directions.
 //!
 //! Runs on the same pair one after another are fine: a session lingers
 //! 600 ms after its last FIN, and a session only starts on the peer's HELLO
@@ -133,6 +136,17 @@ pub struct ChannelConfig {
 }
 
 impl ChannelConfig {
+    /// The longest [`run`] can take, whatever the peer does: the HELLO
+    /// bound, the duration, the data drain, the wait for the peer's end,
+    /// and the capped linger. A caller's own timeout should not be shorter.
+    pub fn bound(&self) -> Duration {
+        self.hello_timeout
+            + self.duration
+            + session::MAX_RTO
+            + self.peer_timeout
+            + session::MAX_LINGER
+    }
+
     /// `profile` for `duration`, with the default 2 s bounds.
     pub fn new(profile: Profile, duration: Duration) -> Self {
         ChannelConfig {

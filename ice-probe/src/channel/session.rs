@@ -29,6 +29,9 @@ pub const LINGER: Duration = Duration::from_millis(600);
 /// After a version or profile mismatch, we stay this long answering the
 /// peer's datagrams with our HELLO, so it learns why too.
 pub const MISMATCH_LINGER: Duration = Duration::from_millis(1000);
+/// Lingering never lasts longer than this after the end, however many FINs
+/// a broken peer sends.
+pub const MAX_LINGER: Duration = Duration::from_secs(2);
 /// Video: the wait after the last frame before FIN, so packets still on the
 /// path are counted.
 pub const VIDEO_DRAIN: Duration = Duration::from_millis(100);
@@ -320,8 +323,9 @@ impl ChannelSession {
                 if matches!(msg, Message::Fin(_)) {
                     if let Some(r) = self.inbound_summary {
                         self.push(Message::Report(r));
+                        let cap = self.ended.unwrap_or(now) + MAX_LINGER;
                         self.phase = Phase::Lingering {
-                            until: until.max(now + LINGER),
+                            until: until.max(now + LINGER).min(cap),
                         };
                     }
                 }
@@ -468,6 +472,23 @@ impl ChannelSession {
             );
             self.end(now, ChannelStatus::Failed { reason }, None);
             return;
+        }
+        // A peer that keeps talking but never finishes (its FIN or our
+        // REPORT never gets through) cannot hold us either.
+        if let Some(out) = &self.out {
+            if now >= out.send_end + MAX_RTO + self.config.peer_timeout {
+                let reason = format!(
+                    "the end of the measurement was not confirmed {:.1} s after sending stopped ({})",
+                    now.saturating_duration_since(out.send_end).as_secs_f64(),
+                    match (out.state == OutState::Reported, self.peer_fin.is_some()) {
+                        (false, false) => "no FIN from the peer, no REPORT for ours",
+                        (false, true) => "no REPORT for our FIN",
+                        _ => "no FIN from the peer",
+                    }
+                );
+                self.end(now, ChannelStatus::Failed { reason }, None);
+                return;
+            }
         }
         let now_us = self.us(now);
         let profile = self.config.profile;
@@ -620,8 +641,9 @@ impl ChannelSession {
             ),
             Phase::Running => {
                 let last_rx = self.last_rx.unwrap_or(self.created);
-                let mut t = last_rx + self.config.peer_timeout;
                 let out = self.out.as_ref()?;
+                let mut t = (last_rx + self.config.peer_timeout)
+                    .min(out.send_end + MAX_RTO + self.config.peer_timeout);
                 if let Some((_, &sent)) = out.in_flight.first_key_value() {
                     t = t.min(self.created + Duration::from_micros(sent) + out.rto());
                 }

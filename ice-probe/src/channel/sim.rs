@@ -30,6 +30,9 @@ pub struct LinkSpec {
     pub loss: f64,
     /// Serialisation rate in bits per second (a FIFO before the delay).
     pub bandwidth_bps: Option<u64>,
+    /// Everything sent this long after the start is dropped (a path that
+    /// breaks one way).
+    pub cut_after: Option<Duration>,
 }
 
 impl LinkSpec {
@@ -39,6 +42,7 @@ impl LinkSpec {
             jitter: Duration::ZERO,
             loss: 0.0,
             bandwidth_bps: None,
+            cut_after: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl PartialOrd for InFlight {
 
 struct Link {
     spec: LinkSpec,
+    start: Instant,
     rng: Rng,
     queue: BinaryHeap<InFlight>,
     busy_until: Option<Instant>,
@@ -71,9 +76,10 @@ struct Link {
 }
 
 impl Link {
-    fn new(spec: LinkSpec, seed: u64) -> Self {
+    fn new(spec: LinkSpec, seed: u64, start: Instant) -> Self {
         Link {
             spec,
+            start,
             rng: Rng(seed | 1),
             queue: BinaryHeap::new(),
             busy_until: None,
@@ -82,7 +88,9 @@ impl Link {
     }
 
     fn send(&mut self, now: Instant, data: Vec<u8>) {
-        if self.rng.next_f64() < self.spec.loss {
+        if self.rng.next_f64() < self.spec.loss
+            || matches!(self.spec.cut_after, Some(c) if now >= self.start + c)
+        {
             return;
         }
         let mut at = now;
@@ -125,7 +133,10 @@ pub struct Side {
 /// (or gone); returns the simulated time it took. Panics past 120 s of
 /// simulated time: nothing may hang.
 pub fn drive(a: &mut Side, b: &mut Side, ab: LinkSpec, ba: LinkSpec, start: Instant) -> Duration {
-    let mut links = [Link::new(ab, 0x1234_5678), Link::new(ba, 0x9abc_def0)];
+    let mut links = [
+        Link::new(ab, 0x1234_5678, start),
+        Link::new(ba, 0x9abc_def0, start),
+    ];
     let mut now = start;
     let alive = |s: &Side, now: Instant| {
         s.session.as_ref().is_some_and(|x| !x.is_done())
@@ -198,6 +209,7 @@ fn pair(profile: Profile, secs: u64, link: LinkSpec) -> (ChannelReport, ChannelR
     let config = ChannelConfig::new(profile, Duration::from_secs(secs));
     let (mut a, mut b) = (side(config, start), side(config, start));
     let took = drive(&mut a, &mut b, link, link, start);
+    assert!(took <= config.bound(), "{took:?}");
     (
         a.session.unwrap().report(),
         b.session.unwrap().report(),
@@ -482,6 +494,62 @@ mod tests {
             let back: ChannelReport = serde_json::from_value(v).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn a_path_broken_one_way_mid_run_ends_both_sides_within_the_bound() {
+        // a -> b dies at 2.5 s; b -> a keeps working. b hears nothing and
+        // ends at the peer timeout; a still hears b (data, then FINs) until
+        // b gives up, and ends at its own bound.
+        for profile in [Profile::data(), video(2_500_000)] {
+            let start = Instant::now();
+            let config = ChannelConfig::new(profile, Duration::from_secs(4));
+            let (mut a, mut b) = (side(config, start), side(config, start));
+            let ab = LinkSpec {
+                cut_after: Some(Duration::from_millis(2500)),
+                ..LinkSpec::delay_ms(20)
+            };
+            let took = drive(&mut a, &mut b, ab, LinkSpec::delay_ms(20), start);
+            assert!(took <= config.bound(), "{took:?}");
+            let a = a.session.unwrap().report();
+            let b = b.session.unwrap().report();
+            assert!(
+                failed_reason(&b).starts_with("peer stopped answering after 2.5 s"),
+                "{b:#?}"
+            );
+            let reason = failed_reason(&a);
+            assert!(
+                reason.starts_with("peer stopped answering") || reason.contains("not confirmed"),
+                "{reason}"
+            );
+            // What a received until b gave up is kept.
+            assert!(a.inbound.unwrap().received_packets.unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn a_peer_that_talks_but_never_confirms_the_end_cannot_hold_us() {
+        // a -> b dies just after sending stops: b's FINs keep reaching a
+        // (so a never sees a silent peer) but a's FIN never reaches b.
+        let start = Instant::now();
+        // Video: its FIN leaves 100 ms after the last frame, inside the cut.
+        let config = ChannelConfig::new(video(1_000_000), Duration::from_secs(4));
+        let (mut a, mut b) = (side(config, start), side(config, start));
+        let ab = LinkSpec {
+            cut_after: Some(Duration::from_millis(4100)),
+            ..LinkSpec::delay_ms(20)
+        };
+        let took = drive(&mut a, &mut b, ab, LinkSpec::delay_ms(20), start);
+        assert!(took <= config.bound(), "{took:?}");
+        let a = a.session.unwrap().report();
+        let reason = failed_reason(&a);
+        assert!(
+            reason.starts_with("the end of the measurement was not confirmed 3.0 s after sending stopped (no REPORT for our FIN)"),
+            "{reason}"
+        );
+        // Both halves of a's inbound arrived; its outbound lacks b's half.
+        assert_eq!(a.inbound.as_ref().unwrap().lost_packets, Some(0));
+        assert!(a.outbound.as_ref().unwrap().received_packets.is_none());
     }
 
     #[test]
