@@ -75,8 +75,9 @@ pub enum FailedStage {
 pub struct SelectedPair {
     pub local: Endpoint,
     pub remote: Endpoint,
-    /// Either side is a peer-reflexive candidate learned from checks
-    /// (the peer's address was not in its description: a NAT in between).
+    /// Either side is a peer-reflexive candidate learned from checks: the
+    /// address was not (yet) signaled, because of a NAT in between or
+    /// because the peer's checks arrived before its trickled candidate.
     pub prflx_learned: bool,
     /// Either side is a relay candidate (TURN).
     pub relayed: bool,

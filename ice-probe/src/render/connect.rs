@@ -43,7 +43,7 @@ pub fn table(r: &ConnectReport, s: Style) -> String {
         let _ = writeln!(o, "                  remote {}", ep(&p.remote));
         let mut notes = Vec::new();
         if p.prflx_learned {
-            notes.push("peer-reflexive address learned from checks (a NAT in between)");
+            notes.push("prflx: an address learned from checks, not signaled (a NAT in between, or the checks outran trickled candidates)");
         }
         if p.relayed {
             notes.push("relayed through TURN");
