@@ -70,6 +70,17 @@ pub enum FailedStage {
     Checking,
 }
 
+impl FailedStage {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedStage::Gathering => "gathering",
+            FailedStage::Signaling => "signaling",
+            FailedStage::Checking => "checking",
+        }
+    }
+}
+
 /// The selected (nominated) candidate pair.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SelectedPair {

@@ -509,3 +509,32 @@ fn two_processes_connect_through_our_rendezvous() {
     assert_eq!(vb["role"], "answer");
     eprintln!("rendezvous: both connected in {:?}", t.elapsed());
 }
+
+#[test]
+fn unreachable_peer_candidates_fail_at_checking_with_exit_1_at_the_deadline() {
+    let d = TempDir::new("unreachable");
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let remote = d.0.join("peer.json");
+    std::fs::write(
+        &remote,
+        format!(
+            r#"{{"type":"ice-description","version":1,"ufrag":"zzzz","pwd":"abcdefghijklmnopqrstuvwx","candidates":["candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host"],"end_of_candidates":true}}"#
+        ),
+    )
+    .unwrap();
+    let r = connect_to_file(&remote, "2s", &d);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
+    let v = json(&r);
+    assert_eq!(v["connected"], false);
+    assert_eq!(v["selected_pair"], Value::Null);
+    assert_eq!(v["failed_stage"], "checking");
+    assert!(v["pairs"]["tried"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["pairs"]["succeeded"], 0, "{v}");
+    let why = v["diagnosis"].as_str().unwrap();
+    assert!(why.contains("unreachable from here"), "{why}");
+    assert!(r.stderr.contains("not connected"), "{}", r.stderr);
+}

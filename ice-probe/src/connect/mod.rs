@@ -273,7 +273,7 @@ fn build(
         }
         (None, Some((stage, why))) => (
             exit::FAILED,
-            Some(format!("not connected ({stage:?} failed): {why}")),
+            Some(format!("not connected ({} failed): {why}", stage.as_str())),
         ),
         (None, None) if !asserted => {
             let failed: Vec<String> = assertions

@@ -108,10 +108,7 @@ pub fn table(r: &ConnectReport, s: Style) -> String {
         }
     }
     if let (Some(stage), Some(why)) = (&r.failed_stage, &r.diagnosis) {
-        let stage = serde_json::to_value(stage)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let stage = stage.as_str();
         let _ = writeln!(o, "  {}    {}: {}", s.bad("failed at"), stage, why);
     }
     for a in &r.assertions {
