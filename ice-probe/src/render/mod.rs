@@ -2,6 +2,7 @@
 //! machines (JSON), kept apart from measuring.
 
 pub mod bench;
+pub mod channel;
 pub mod connect;
 pub mod gather;
 pub mod nat;
