@@ -89,7 +89,7 @@ impl Receiver {
             frame_ts_us: p.frame_ts_us as i64,
             last_arrival_us: arrival_us,
         });
-        f.got += 1;
+        f.got = f.got.saturating_add(1);
         f.last_arrival_us = f.last_arrival_us.max(arrival_us);
     }
 

@@ -553,6 +553,30 @@ mod tests {
     }
 
     #[test]
+    fn garbage_with_our_magic_never_panics_a_session() {
+        let start = Instant::now();
+        for (code, profile) in [(1, Profile::data()), (2, video(2_500_000))] {
+            let mut s =
+                ChannelSession::new(ChannelConfig::new(profile, Duration::from_secs(1)), start);
+            let mut rng = Rng(0xdead_beef);
+            let mut now = start;
+            // A HELLO that starts the session, then garbage while running.
+            let hello = [0x0C, b'I', b'P', b'C', 1, 1, 1, code, 0, 0, 3, 0xe8];
+            s.handle_datagram(now, &hello);
+            assert!(s.status().is_none());
+            for i in 0..20_000u32 {
+                let len = (rng.next_f64() * 64.0) as usize;
+                let mut d = vec![0x0C, b'I', b'P', b'C', 1, 1 + (i % 7) as u8];
+                d.extend((0..len).map(|_| (rng.next_f64() * 256.0) as u8));
+                now += Duration::from_micros(100);
+                s.handle_datagram(now, &d);
+                while s.poll_transmit(now).is_some() {}
+            }
+            let _ = s.report();
+        }
+    }
+
+    #[test]
     fn the_peers_report_lost_on_the_way_back_is_asked_again() {
         // Heavy loss on the way back: FIN / REPORT need their repeats.
         let start = Instant::now();
