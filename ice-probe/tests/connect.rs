@@ -538,3 +538,57 @@ fn unreachable_peer_candidates_fail_at_checking_with_exit_1_at_the_deadline() {
     assert!(why.contains("unreachable from here"), "{why}");
     assert!(r.stderr.contains("not connected"), "{}", r.stderr);
 }
+
+fn pair_through_files(tag: &str, role_a: Option<&str>, role_b: Option<&str>) -> (Run, Run) {
+    let d = TempDir::new(tag);
+    let (a, b) = (d.file("a.json"), d.file("b.json"));
+    let args = |ours: &str, theirs: &str, role: Option<&str>| {
+        let mut v: Vec<String> = [
+            "connect",
+            "--local",
+            ours,
+            "--remote",
+            theirs,
+            "--timeout",
+            "5s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(r) = role {
+            v.extend(["--role".to_string(), r.to_string()]);
+        }
+        v.extend(LOOPBACK.iter().chain(&NO_CHANNEL).map(|s| s.to_string()));
+        v
+    };
+    let (aa, ab) = (args(&a, &b, role_a), args(&b, &a, role_b));
+    let t = Instant::now();
+    let pa = spawn(&aa.iter().map(String::as_str).collect::<Vec<_>>());
+    let pb = spawn(&ab.iter().map(String::as_str).collect::<Vec<_>>());
+    (finish(pa, t), finish(pb, t))
+}
+
+#[test]
+fn role_on_one_side_makes_the_other_take_the_opposite() {
+    for (ra, want_a, want_b) in [("offer", "offer", "answer"), ("answer", "answer", "offer")] {
+        let (a, b) = pair_through_files("role-one", Some(ra), None);
+        assert_eq!(a.code, 0, "A: {}", a.stderr);
+        assert_eq!(b.code, 0, "B: {}", b.stderr);
+        assert_eq!(json(&a)["role"], want_a);
+        assert_eq!(json(&b)["role"], want_b);
+    }
+}
+
+#[test]
+fn both_sides_told_to_offer_is_bad_input_exit_2() {
+    let (a, b) = pair_through_files("role-both", Some("offer"), Some("offer"));
+    for r in [&a, &b] {
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("give one of them --role answer"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.took < Duration::from_secs(3), "took {:?}", r.took);
+    }
+}

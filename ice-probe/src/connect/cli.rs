@@ -40,7 +40,9 @@ SIGNALING (one JSON object per line):
                                our stun-server's rendezvous (stun-server
                                --http ADDR): the first to join offers
 Who offers (controlling, nominates): --role, else the rendezvous's
-assignment, else (files, pipes) the peer with the smaller ufrag.
+assignment, else the opposite of the peer's (a description carries
+\"role\":\"offer\"|\"answer\" when its peer was told one), else the peer
+with the smaller ufrag. Both told the same role is bad input (exit 2).
 
 CHANNEL: once connected, both peers measure the selected pair for
 --duration (default 2s; 0 turns it off) in both directions at once:

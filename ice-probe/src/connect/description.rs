@@ -13,6 +13,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::exchange::Role;
+
 /// The only description version this build writes and reads.
 pub const DESCRIPTION_VERSION: u64 = 1;
 
@@ -26,6 +28,10 @@ pub enum SignalMessage {
         /// Without the `candidate:` prefix (the form webrtc-ice parses).
         candidates: Vec<String>,
         end_of_candidates: bool,
+        /// The role this peer was told to take (`--role` or the
+        /// rendezvous), so the other side takes the opposite one. An
+        /// optional field of version 1: absent when the peer was not told.
+        role: Option<Role>,
     },
     /// One trickled candidate (without the prefix).
     Candidate(String),
@@ -69,6 +75,8 @@ impl SignalMessage {
             pwd: &'a str,
             candidates: Vec<String>,
             end_of_candidates: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            role: Option<&'static str>,
         }
         match self {
             SignalMessage::Description {
@@ -76,6 +84,7 @@ impl SignalMessage {
                 pwd,
                 candidates,
                 end_of_candidates,
+                role,
             } => serde_json::to_string(&Desc {
                 kind: "ice-description",
                 version: DESCRIPTION_VERSION,
@@ -83,6 +92,7 @@ impl SignalMessage {
                 pwd,
                 candidates: candidates.iter().map(|c| with_prefix(c)).collect(),
                 end_of_candidates: *end_of_candidates,
+                role: role.map(Role::as_str),
             })
             .expect("serializes"),
             SignalMessage::Candidate(c) => {
@@ -187,11 +197,25 @@ fn parse_description(obj: &Map<String, Value>) -> Result<SignalMessage, BadMessa
         .get("end_of_candidates")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let role = match obj.get("role") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(Role::parse(r).ok_or_else(|| {
+            BadMessage(format!(
+                "ice-description role {r:?}: expected \"offer\" or \"answer\""
+            ))
+        })?),
+        Some(other) => {
+            return Err(BadMessage(format!(
+                "ice-description \"role\" must be a string, got {other}"
+            )))
+        }
+    };
     Ok(SignalMessage::Description {
         ufrag: ufrag.to_string(),
         pwd: pwd.to_string(),
         candidates,
         end_of_candidates,
+        role,
     })
 }
 
@@ -243,6 +267,7 @@ mod tests {
             pwd: PWD.into(),
             candidates: vec![without_prefix(C).into()],
             end_of_candidates: true,
+            role: None,
         };
         let line = m.to_line();
         assert!(
@@ -255,6 +280,26 @@ mod tests {
         );
         assert!(line.contains("\"version\":1"));
         assert_eq!(SignalMessage::parse_line(&line).unwrap(), m);
+        assert!(!line.contains("role"), "{line}");
+        if let SignalMessage::Description {
+            ufrag,
+            pwd,
+            candidates,
+            end_of_candidates,
+            ..
+        } = m
+        {
+            let m = SignalMessage::Description {
+                ufrag,
+                pwd,
+                candidates,
+                end_of_candidates,
+                role: Some(Role::Answer),
+            };
+            let line = m.to_line();
+            assert!(line.contains(r#""role":"answer""#), "{line}");
+            assert_eq!(SignalMessage::parse_line(&line).unwrap(), m);
+        }
     }
 
     #[test]

@@ -47,11 +47,47 @@ pub fn elect(local_ufrag: &str, remote_ufrag: &str) -> Result<Role, BadMessage> 
     }
 }
 
+impl Role {
+    pub fn opposite(self) -> Role {
+        match self {
+            Role::Offer => Role::Answer,
+            Role::Answer => Role::Offer,
+        }
+    }
+}
+
+/// Our role: the one we were told (`--role`, the rendezvous), else the
+/// opposite of the one the peer was told, else the ufrag election. Two
+/// peers told the same role would both control (or both wait): an error.
+pub fn decide(
+    ours: Option<Role>,
+    theirs: Option<Role>,
+    local_ufrag: &str,
+    remote_ufrag: &str,
+) -> Result<Role, BadMessage> {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => Err(BadMessage(format!(
+            "both peers were told to {} (--role {} on both sides?): give one of them --role {}, or neither",
+            a.as_str(),
+            a.as_str(),
+            a.opposite().as_str()
+        ))),
+        (Some(a), _) => Ok(a),
+        (None, Some(b)) => Ok(b.opposite()),
+        (None, None) => elect(local_ufrag, remote_ufrag),
+    }
+}
+
 /// What the agent must do after a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// The peer's credentials: start connectivity checks.
-    Start { ufrag: String, pwd: String },
+    Start {
+        ufrag: String,
+        pwd: String,
+        /// The role the peer said it takes, if it was told one.
+        role: Option<Role>,
+    },
     /// A new remote candidate (without the `candidate:` prefix).
     AddCandidate(String),
     /// The peer has no more candidates.
@@ -89,6 +125,7 @@ impl RemotePeer {
                 pwd,
                 candidates,
                 end_of_candidates,
+                role,
             } => {
                 match &self.credentials {
                     Some((u, p)) if *u != ufrag || *p != pwd => {
@@ -100,7 +137,7 @@ impl RemotePeer {
                     Some(_) => {}
                     None => {
                         self.credentials = Some((ufrag.clone(), pwd.clone()));
-                        out.push(Action::Start { ufrag, pwd });
+                        out.push(Action::Start { ufrag, pwd, role });
                         out.extend(self.pending.drain(..).map(Action::AddCandidate));
                     }
                 }
@@ -150,6 +187,7 @@ mod tests {
             pwd: PWD.into(),
             candidates: cands.iter().map(|c| c.to_string()).collect(),
             end_of_candidates: end,
+            role: None,
         }
     }
 
@@ -166,7 +204,8 @@ mod tests {
             vec![
                 Action::Start {
                     ufrag: "uFrg".into(),
-                    pwd: PWD.into()
+                    pwd: PWD.into(),
+                    role: None,
                 },
                 Action::AddCandidate("a".into()),
                 Action::AddCandidate("b".into()),
@@ -201,9 +240,22 @@ mod tests {
                 pwd: PWD.into(),
                 candidates: vec![],
                 end_of_candidates: false,
+                role: None,
             })
             .unwrap_err();
         assert!(e.0.contains("ICE restarts"), "{e}");
+    }
+
+    #[test]
+    fn roles_told_win_and_a_conflict_is_an_error() {
+        use Role::*;
+        assert_eq!(decide(Some(Answer), None, "aaaa", "bbbb").unwrap(), Answer);
+        assert_eq!(decide(None, Some(Offer), "aaaa", "bbbb").unwrap(), Answer);
+        assert_eq!(decide(None, Some(Answer), "bbbb", "aaaa").unwrap(), Offer);
+        assert_eq!(decide(Some(Offer), Some(Answer), "a", "b").unwrap(), Offer);
+        assert_eq!(decide(None, None, "bbbb", "aaaa").unwrap(), Answer);
+        let e = decide(Some(Offer), Some(Offer), "a", "b").unwrap_err();
+        assert!(e.0.contains("--role answer"), "{e}");
     }
 
     #[test]

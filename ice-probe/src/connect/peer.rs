@@ -21,7 +21,7 @@ use webrtc_util::Conn;
 use common::connect_report::{CandidateInfo, Endpoint, PairRow, SelectedPair};
 
 use super::description::{with_prefix, BadMessage, SignalMessage};
-use super::exchange::{elect, Action, RemotePeer, Role};
+use super::exchange::{decide, Action, RemotePeer, Role};
 use super::link::{Incoming, Link};
 
 /// How one peer is set up.
@@ -166,6 +166,7 @@ pub async fn run(cfg: PeerConfig, agent: Arc<Agent>, mut link: Link) -> PeerOutc
         pwd: pwd.clone(),
         candidates: vec![],
         end_of_candidates: false,
+        role: cfg.role.or(link.assigned_role),
     });
 
     let mut out = PeerOutcome {
@@ -280,12 +281,14 @@ async fn apply(
 ) -> Result<(), String> {
     for a in actions {
         match a {
-            Action::Start { ufrag, pwd } => {
+            Action::Start {
+                ufrag,
+                pwd,
+                role: theirs,
+            } => {
                 out.remote_description = true;
-                let role = match cfg.role.or(link.assigned_role) {
-                    Some(r) => r,
-                    None => elect(local_ufrag, &ufrag).map_err(|e| e.0)?,
-                };
+                let role = decide(cfg.role.or(link.assigned_role), theirs, local_ufrag, &ufrag)
+                    .map_err(|e| e.0)?;
                 out.role = Some(role);
                 let (tx, rx) = mpsc::channel(1);
                 *cancel = Some(tx);
