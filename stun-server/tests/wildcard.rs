@@ -70,6 +70,9 @@ fn one_source_ip_lands_on_one_worker() {
         let req = binding_request(false);
         assert!(exchange_retry(&c, s.addr(), &req, 3, ANSWER_TIMEOUT).is_some());
     }
+    // Counters are published after each batch's answers are sent: wait for
+    // the last one to be counted.
+    s.wait_metric("stun_requests_total", ANSWER_TIMEOUT, |v| v >= 32.0);
     let per_worker: Vec<f64> = metric_samples(&s.metrics(), "stun_worker_requests_total")
         .into_iter()
         .map(|(_, v)| v)
