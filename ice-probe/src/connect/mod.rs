@@ -155,6 +155,7 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
         role: opts.role,
         start,
         deadline,
+        vnet: None,
     };
     let (mode, outcome, channel) = match &opts.signaling {
         Signaling::Selftest => {

@@ -35,6 +35,11 @@ pub struct PeerConfig {
     pub role: Option<Role>,
     pub start: Instant,
     pub deadline: Instant,
+    /// Testing hook: run the agent on a webrtc-util virtual network
+    /// (simulated NATs, no OS sockets) instead of the host's interfaces.
+    /// Always `None` outside tests.
+    #[doc(hidden)]
+    pub vnet: Option<Arc<webrtc_util::vnet::net::Net>>,
 }
 
 /// Why the negotiation stopped before its end.
@@ -137,6 +142,7 @@ pub async fn new_agent(cfg: &PeerConfig) -> Result<Arc<Agent>, String> {
         multicast_dns_mode: MulticastDnsMode::Disabled,
         include_loopback: cfg.include_loopback,
         interface_filter: Arc::new(interface_filter),
+        net: cfg.vnet.clone(),
         ..AgentConfig::default()
     })
     .await
