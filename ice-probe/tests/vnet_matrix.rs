@@ -211,16 +211,24 @@ async fn topology(nats: [Nat; 2]) -> Topology {
     }
 }
 
+/// Without TURN: the STUN URL. With TURN: the TURN URL alone (the turn
+/// server answers Binding too, so it also gives the srflx candidate).
+/// `STUN_TOO=1` adds the STUN URL to the same server as well: see
+/// `stun_and_turn_urls_to_one_server`.
 fn urls(with_turn: bool) -> Vec<Url> {
-    let mut urls = vec![Url::parse_url(&format!("stun:{SERVER_IP}:{SERVER_PORT}")).unwrap()];
-    if with_turn {
-        let mut t =
-            Url::parse_url(&format!("turn:{SERVER_IP}:{SERVER_PORT}?transport=udp")).unwrap();
-        t.username = USER.into();
-        t.password = PASS.into();
-        urls.push(t);
+    let stun = Url::parse_url(&format!("stun:{SERVER_IP}:{SERVER_PORT}")).unwrap();
+    if !with_turn {
+        return vec![stun];
     }
-    urls
+    let mut turn =
+        Url::parse_url(&format!("turn:{SERVER_IP}:{SERVER_PORT}?transport=udp")).unwrap();
+    turn.username = USER.into();
+    turn.password = PASS.into();
+    if std::env::var("STUN_TOO").is_ok() {
+        vec![stun, turn]
+    } else {
+        vec![turn]
+    }
 }
 
 struct CaseResult {
@@ -263,9 +271,7 @@ fn describe(o: &PeerOutcome) -> String {
 
 async fn run_case(nats: [Nat; 2], with_turn: bool) -> CaseResult {
     let expect_connect = with_turn || direct_possible(nats[0], nats[1]);
-    eprintln!("case {nats:?} turn={with_turn}: topology");
     let topo = topology(nats).await;
-    eprintln!("  agents");
     let start = Instant::now();
     let deadline = start
         + if expect_connect {
@@ -286,41 +292,27 @@ async fn run_case(nats: [Nat; 2], with_turn: bool) -> CaseResult {
     let a_agent = peer::new_agent(&a_cfg).await.expect("agent a");
     let b_agent = peer::new_agent(&b_cfg).await.expect("agent b");
     let (a_link, b_link) = link::pair();
-    eprintln!("  run");
     let (a, b) = tokio::join!(
         peer::run(a_cfg, a_agent, a_link),
         peer::run(b_cfg, b_agent, b_link)
     );
     let elapsed = start.elapsed();
-    eprintln!(
-        "  ran {elapsed:?} {} {} gathered {:?} {:?} failed {} {}",
-        a.connected, b.connected, a.gathered_ms, b.gathered_ms, a.agent_failed, b.agent_failed
-    );
-    for c in a.local.iter().chain(&b.local) {
-        eprintln!("   local {} {}:{}", c.kind, c.address, c.port);
-    }
     if std::env::var("PAIRS").is_ok() {
-        for p in &a.pairs {
-            eprintln!(
-                "   pair {}:{}:{} -> {}:{}:{} {}",
-                p.local.kind,
-                p.local.address,
-                p.local.port,
-                p.remote.kind,
-                p.remote.address,
-                p.remote.port,
-                p.state
-            );
+        for (side, o) in [("A", &a), ("B", &b)] {
+            for p in &o.pairs {
+                eprintln!(
+                    "  {side} {}:{}:{} -> {}:{}:{} {}",
+                    p.local.kind,
+                    p.local.address,
+                    p.local.port,
+                    p.remote.kind,
+                    p.remote.address,
+                    p.remote.port,
+                    p.state
+                );
+            }
         }
     }
-    eprintln!(
-        "   remote desc {} {} fault {:?} {:?} pairs {}",
-        a.remote_description,
-        b.remote_description,
-        a.fault,
-        b.fault,
-        a.pairs.len()
-    );
     let relayed = a.selected.as_ref().is_some_and(|s| s.relayed)
         || b.selected.as_ref().is_some_and(|s| s.relayed);
     let result = CaseResult {
@@ -335,9 +327,7 @@ async fn run_case(nats: [Nat; 2], with_turn: bool) -> CaseResult {
     for o in [&a, &b] {
         let _ = tokio::time::timeout(Duration::from_secs(2), o.agent.close()).await;
     }
-    eprintln!("  closed agents");
     let _ = topo.server.close().await;
-    eprintln!("  closed server");
     let _ = topo.wan.lock().await.stop().await;
     result
 }
@@ -394,10 +384,23 @@ async fn nat_matrix_without_turn() {
     matrix(false).await;
 }
 
-/// With the turn crate's server on the vnet: everything should connect,
-/// the symmetric cases through a relay.
+/// With the turn crate's server on the vnet: everything connects, the
+/// symmetric-with-(port-restricted|symmetric) cases through a relay.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "with a TURN URL no pair connects on the vnet, not even full cone: under investigation"]
 async fn nat_matrix_with_turn() {
     matrix(true).await;
+}
+
+/// Known problem, kept visible: a STUN URL and a TURN URL to the same
+/// server (1.2.3.4:3478) give each peer two srflx candidates on the same
+/// public IP; checks succeed on both sides (host/srflx/relay -> remote
+/// srflx) but nothing is ever selected, not even between two full-cone
+/// NATs, and the peers time out. With either URL alone it connects.
+/// Run: `STUN_TOO=1 PAIRS=1 cargo test -p ice-probe --test vnet_matrix
+/// -- --ignored --nocapture`.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "STUN+TURN URLs to one server never select a pair on the vnet (set STUN_TOO=1)"]
+async fn stun_and_turn_urls_to_one_server() {
+    let r = run_case([Nat::FullCone, Nat::FullCone], true).await;
+    assert!(r.ok(), "connected {:?}", r.connected);
 }
