@@ -143,28 +143,12 @@ fn run_bench(a: BenchArgs) -> i32 {
         distinct_sources: a.distinct_sources,
         progress: !a.json,
     };
-    match bench::run(&opts) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
-                );
-            } else {
-                print!("{}", render::bench::table(&report, Style::detect()));
-            }
-            match bench::failed(&report) {
-                Some(why) => {
-                    if !a.json {
-                        eprintln!("ice-probe: {why}");
-                    }
-                    exit::FAILED
-                }
-                None => exit::OK,
-            }
-        }
-        Err(e) => fail(e),
-    }
+    report_and_exit(
+        bench::run(&opts),
+        a.json,
+        render::bench::table,
+        bench::failed,
+    )
 }
 
 const GATHER_HELP: &str = "\
@@ -284,28 +268,12 @@ fn run_gather(a: GatherArgs) -> i32 {
         timeout: a.timeout,
         progress: !a.json,
     };
-    match gather::run(&opts) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
-                );
-            } else {
-                print!("{}", render::gather::table(&report, Style::detect()));
-            }
-            match gather::failed(&report) {
-                Some(why) => {
-                    if !a.json {
-                        eprintln!("ice-probe: {why}");
-                    }
-                    exit::FAILED
-                }
-                None => exit::OK,
-            }
-        }
-        Err(e) => fail(e),
-    }
+    report_and_exit(
+        gather::run(&opts),
+        a.json,
+        render::gather::table,
+        gather::failed,
+    )
 }
 
 const NAT_HELP: &str = "\
@@ -405,31 +373,48 @@ fn run_nat(a: NatArgs) -> i32 {
         lifetime: a.lifetime,
         progress: !a.json,
     };
-    match crate::nat::run(&opts) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
-                );
-            } else {
-                print!("{}", render::nat::table(&report, Style::detect()));
-            }
-            match crate::nat::failed(&report) {
-                Some(why) => {
-                    if !a.json {
-                        eprintln!("ice-probe: {why}");
-                    }
-                    exit::FAILED
-                }
-                None => exit::OK,
-            }
-        }
-        Err(e) => fail(e),
-    }
+    report_and_exit(
+        crate::nat::run(&opts),
+        a.json,
+        render::nat::table,
+        crate::nat::failed,
+    )
 }
 
 pub use crate::connect::cli::{ConnectArgs, SelftestArgs, CONNECT_HELP, SELFTEST_HELP};
+
+/// Prints a report (JSON, or the table for people) and turns it into the
+/// exit code: 1 when `failed` names a failure (said on stderr unless
+/// `--json`), 0 otherwise; a run that could not produce a report exits
+/// with its error's code.
+fn report_and_exit<R: serde::Serialize>(
+    result: Result<R, ProbeError>,
+    json: bool,
+    table: impl Fn(&R, Style) -> String,
+    failed: impl Fn(&R) -> Option<String>,
+) -> i32 {
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", table(&report, Style::detect()));
+    }
+    match failed(&report) {
+        Some(why) => {
+            if !json {
+                eprintln!("ice-probe: {why}");
+            }
+            exit::FAILED
+        }
+        None => exit::OK,
+    }
+}
 
 pub(crate) fn usage(msg: &str) -> i32 {
     fail(ProbeError::Usage(msg.to_string()))
