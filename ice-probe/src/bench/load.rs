@@ -141,6 +141,15 @@ pub fn run_load(
     let mut tx = vec![[0u8; REQ_LEN]; BATCH];
     let mut lens = [0usize; BATCH];
     let mut progress_batch = 0u64;
+    // Built once: the idle path polls every socket without allocating.
+    let mut pollfds: Vec<libc::pollfd> = flows
+        .iter()
+        .map(|f| libc::pollfd {
+            fd: f.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
 
     while !phase.done.load(Ordering::Relaxed) {
         if !measuring && phase.measuring.load(Ordering::Relaxed) {
@@ -216,7 +225,7 @@ pub fn run_load(
             }
         }
         if !got_any {
-            wait_readable(&flows, Duration::from_millis(5));
+            wait_readable(&mut pollfds, Duration::from_millis(5));
         }
     }
     Ok(stats)
@@ -324,15 +333,11 @@ fn recv_batch(
     Ok(r)
 }
 
-fn wait_readable(flows: &[Flow], timeout: Duration) {
-    let mut fds: Vec<libc::pollfd> = flows
-        .iter()
-        .map(|f| libc::pollfd {
-            fd: f.sock.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+/// Blocks until one of the sockets is readable or `timeout` passes.
+fn wait_readable(fds: &mut [libc::pollfd], timeout: Duration) {
+    for f in fds.iter_mut() {
+        f.revents = 0;
+    }
     // SAFETY: `fds` is a valid array of pollfd for the call.
     unsafe {
         libc::poll(
