@@ -317,46 +317,11 @@ impl ServerProcess {
         }
     }
 
-    /// Whether the child has a handler for `sig` installed (Linux: the
-    /// `SigCgt` mask in /proc/PID/status); `None` when that cannot be read
-    /// or the child has exited.
-    pub fn catches_signal(&self, sig: libc::c_int) -> Option<bool> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        // An exited child that was not reaped yet handles nothing, but
-        // there is nothing to wait for either.
-        let state = status.lines().find_map(|l| l.strip_prefix("State:"))?;
-        if state.trim_start().starts_with(['Z', 'X']) {
-            return None;
-        }
-        let mask = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())?;
-        Some(mask & (1u64 << (sig - 1)) != 0)
-    }
-
-    /// Waits up to `timeout` until the child handles `sig`; true if it
-    /// does (or if this cannot be known on this system).
-    pub fn wait_signal_handler(&self, sig: libc::c_int, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.catches_signal(sig) {
-                Some(false) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Some(false) => return false,
-                _ => return true,
-            }
-        }
-    }
-
     /// Sends `sig` and waits for the exit; panics with the log on timeout.
-    /// Waits first (up to [`STOP_TIMEOUT`]) until the child has a handler
-    /// for `sig`, since a server may log its addresses before installing
-    /// its handlers; use [`ServerProcess::signal`] to send right away.
+    /// Sent at once: a server must handle signals from the moment it says
+    /// it is ready.
     pub fn stop_with(&mut self, sig: libc::c_int) -> ExitStatus {
         if self.status.is_none() {
-            self.wait_signal_handler(sig, STOP_TIMEOUT);
             self.signal(sig);
         }
         match self.wait_timeout(STOP_TIMEOUT) {
