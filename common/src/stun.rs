@@ -477,6 +477,25 @@ impl<'a> MessageWriter<'a> {
     }
 }
 
+/// A fresh, unpredictable-enough 96-bit transaction ID (std's randomly
+/// keyed SipHash over a process-wide counter; no extra dependency).
+pub fn random_transaction_id() -> [u8; 12] {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    let a = h.finish();
+    h.write_u64(a);
+    let b = h.finish();
+    let mut t = [0u8; 12];
+    t[..8].copy_from_slice(&a.to_le_bytes());
+    t[8..].copy_from_slice(&b.to_le_bytes()[..4]);
+    t
+}
+
 /// Builds a Binding request into `buf` and returns its length. `change`
 /// is a CHANGE-REQUEST flag set (0 for none), `response_port` an RFC 5780
 /// RESPONSE-PORT.

@@ -96,15 +96,7 @@ pub async fn stun_round_trip(target: SocketAddr, deadline: Duration) -> Result<D
     let me = sock
         .local_addr()
         .map_err(|e| format!("probe socket has no address: {e}"))?;
-    let tid: [u8; 12] = {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let mut b = [0u8; 12];
-        b.copy_from_slice(&t.to_le_bytes()[..12]);
-        b
-    };
+    let tid = common::stun::random_transaction_id();
     let mut req = [0u8; 64];
     let n = binding_request(&mut req, &tid, 0, None, true).map_err(|e| e.to_string())?;
     let start = Instant::now();

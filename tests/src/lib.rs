@@ -7,14 +7,12 @@
 //! parallel without colliding. Only loopback addresses are ever used,
 //! except in [`lab`], whose traffic stays inside the namespaces it creates.
 
-use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -650,17 +648,7 @@ pub fn metric_samples(text: &str, name: &str) -> Vec<(String, f64)> {
 
 /// A fresh, unique-enough 96-bit transaction ID.
 pub fn transaction_id() -> [u8; 12] {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    let a = h.finish();
-    h.write_u64(a);
-    let b = h.finish();
-    let mut t = [0u8; 12];
-    t[..8].copy_from_slice(&a.to_le_bytes());
-    t[8..].copy_from_slice(&b.to_le_bytes()[..4]);
-    t
+    common::stun::random_transaction_id()
 }
 
 /// A message of `msg_type` with the magic cookie, `tid` and `attrs` in
