@@ -283,6 +283,7 @@ async fn run_case(nats: [Nat; 2], with_turn: bool, stun_too: bool) -> CaseResult
         urls: urls(with_turn, stun_too),
         include_loopback: false,
         interfaces: vec![],
+        relay_only: false,
         role: None,
         start,
         deadline,

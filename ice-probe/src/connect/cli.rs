@@ -125,6 +125,10 @@ pub struct IceFlags {
     /// Also use loopback addresses (two peers on one machine, offline tests).
     #[arg(long)]
     pub include_loopback: bool,
+    /// Gather only relay candidates (TURN), as a browser with
+    /// iceTransportPolicy "relay": proves the relay path works. Needs --turn.
+    #[arg(long, requires = "turn")]
+    pub relay_only: bool,
     /// Bound for the whole negotiation (e.g. 15s, 500ms).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -276,6 +280,7 @@ fn options(
         },
         include_loopback: ice.include_loopback,
         interfaces: ice.interfaces.clone(),
+        relay_only: ice.relay_only,
         role,
         timeout: ice.timeout,
         requirements: Requirements {

@@ -21,6 +21,8 @@ pub struct Facts<'a> {
     pub stun_given: bool,
     /// `--turn` URLs were given.
     pub turn_given: bool,
+    /// `--relay-only`: only relay candidates were gathered on purpose.
+    pub relay_only: bool,
     /// The agent reported `failed` (all checks ended) before our bound.
     pub agent_failed: bool,
 }
@@ -64,6 +66,14 @@ pub fn diagnose(f: &Facts) -> Option<(FailedStage, String)> {
     if f.connected {
         return None;
     }
+    if f.local.is_empty() && f.relay_only {
+        return Some((
+            FailedStage::Gathering,
+            "--relay-only and no relay candidate was gathered: the TURN allocation failed (run \
+             ice-probe gather --turn ... to see why)"
+                .into(),
+        ));
+    }
     if f.local.is_empty() {
         return Some((
             FailedStage::Gathering,
@@ -99,7 +109,7 @@ pub fn diagnose(f: &Facts) -> Option<(FailedStage, String)> {
     let local_srflx = has(f.local, "srflx");
     let remote_srflx = has(f.remote, "srflx");
     let any_relay = has(f.local, "relay") || has(f.remote, "relay");
-    if f.stun_given && !local_srflx {
+    if f.stun_given && !f.relay_only && !local_srflx {
         why.push(
             "no srflx candidate gathered: the STUN server did not answer (check --stun and that UDP \
              to it is allowed)"
@@ -298,6 +308,35 @@ mod tests {
             state: state.into(),
             nominated: false,
         }
+    }
+
+    #[test]
+    fn relay_only_blames_turn_not_stun_or_interfaces() {
+        let f = Facts {
+            relay_only: true,
+            stun_given: true,
+            turn_given: true,
+            ..Facts::default()
+        };
+        let (stage, why) = diagnose(&f).unwrap();
+        assert_eq!(stage, FailedStage::Gathering);
+        assert!(why.contains("TURN allocation failed"), "{why}");
+        let l = [cand("relay", "203.0.113.1")];
+        let r = [cand("host", "10.0.0.2"), cand("srflx", "198.51.100.2")];
+        let p = [pair("failed")];
+        let f = Facts {
+            local: &l,
+            remote: &r,
+            pairs: &p,
+            remote_description: true,
+            relay_only: true,
+            stun_given: true,
+            turn_given: true,
+            ..Facts::default()
+        };
+        let why = diagnose(&f).unwrap().1;
+        assert!(!why.contains("no srflx"), "{why}");
+        assert!(why.contains("even relay candidates failed"), "{why}");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct ConnectOptions {
     pub credentials: Option<Credentials>,
     pub include_loopback: bool,
     pub interfaces: Vec<String>,
+    /// Gather relay candidates only (`--relay-only`).
+    pub relay_only: bool,
     pub role: Option<Role>,
     pub timeout: Duration,
     pub requirements: Requirements,
@@ -152,6 +154,7 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
         urls,
         include_loopback: opts.include_loopback,
         interfaces: opts.interfaces.clone(),
+        relay_only: opts.relay_only,
         role: opts.role,
         start,
         deadline,
@@ -252,6 +255,7 @@ fn build(
         pairs: &o.pairs,
         stun_given: !opts.stun.is_empty(),
         turn_given: !opts.turn.is_empty(),
+        relay_only: opts.relay_only,
         agent_failed: o.agent_failed,
     };
     let diagnosis = diagnose::diagnose(&facts);

@@ -31,6 +31,9 @@ pub struct PeerConfig {
     pub urls: Vec<Url>,
     pub include_loopback: bool,
     pub interfaces: Vec<String>,
+    /// `--relay-only`: gather only relay candidates (the browser's
+    /// `iceTransportPolicy: "relay"`), so a pair can only go through TURN.
+    pub relay_only: bool,
     /// `--role`: overrides the rendezvous and the ufrag election.
     pub role: Option<Role>,
     pub start: Instant,
@@ -137,6 +140,11 @@ pub async fn new_agent(cfg: &PeerConfig) -> Result<Arc<Agent>, String> {
     let agent = Agent::new(AgentConfig {
         urls: cfg.urls.clone(),
         network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
+        candidate_types: if cfg.relay_only {
+            vec![CandidateType::Relay]
+        } else {
+            vec![]
+        },
         // mDNS would hide host addresses behind .local names that the
         // peer must resolve by multicast: off, addresses as they are.
         multicast_dns_mode: MulticastDnsMode::Disabled,
