@@ -21,6 +21,7 @@
 
 pub mod plan;
 mod spec;
+mod turn;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -33,6 +34,7 @@ use std::sync::OnceLock;
 
 pub use plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
 pub use spec::{LabSpec, NatBehaviour, NatSpec, MAX_NATS};
+pub use turn::{TurnServer, TURN_ADDR, TURN_PASSWORD, TURN_USER};
 
 use crate::{ServerProcess, StartOptions};
 
@@ -82,6 +84,28 @@ impl Namespace {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
         c
+    }
+
+    /// Runs `f` on a fresh thread that has entered this namespace
+    /// (`setns(2)` is per thread): sockets `f` opens live here, whatever
+    /// thread uses them later.
+    pub fn enter<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).map_err(|e| format!("open {path}: {e}"))?;
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on an open netns fd; it changes only this
+            // thread, which ends when `f` returns.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns {path}: {}", std::io::Error::last_os_error()));
+            }
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| "the thread in the namespace panicked".to_string())?
     }
 
     /// Runs `program args` here to its end; its stdout, or the failure
@@ -291,6 +315,14 @@ impl Lab {
             .args(["--workers", "1", "--rate-limit", "off"])
             .args(extra);
         ServerProcess::start_command(c, StartOptions::default())
+    }
+
+    /// Starts coturn (`bin`, Debian's `turnserver`) in the server
+    /// namespace on [`TURN_ADDR`] with the long-term credentials
+    /// [`TURN_USER`] / [`TURN_PASSWORD`]; ready when it answers a Binding
+    /// request from inside the lab.
+    pub fn start_turn_server(&self, bin: &Path) -> Result<TurnServer, String> {
+        TurnServer::start(&self.server, bin)
     }
 }
 

@@ -1,0 +1,491 @@
+//! `ice-probe connect` between two hosts behind real kernel NATs, for
+//! every pair of the lab's NAT behaviours: the real binaries in the host
+//! namespaces meet through the real `stun-server --http` rendezvous in the
+//! server namespace, gather against its STUN port and, in a second run of
+//! the matrix, against a real coturn with `--relay-only`.
+//!
+//! What must happen (RFC 4787 reasoning, and what NETLAB.md saw with
+//! independent tools): without TURN, every pair among none / full-cone /
+//! restricted-cone / port-restricted-cone / firewall connects directly;
+//! address-dependent and symmetric (a new public port per destination)
+//! connect only with none / full-cone / restricted-cone, whose filtering
+//! lets the unexpected port in; UDP blocked never connects. A pair that
+//! fails is reported with exit code 1 ("ran and failed") and the checking
+//! stage. With TURN (relay-only) every pair that can reach the TURN server
+//! over UDP connects through the relay; UDP blocked still fails because
+//! webrtc-ice 0.17 has no TURN over TCP.
+//!
+//! Skips (and says so) when the machine cannot run labs, unless
+//! ICE_LAB_REQUIRED=1; a missing coturn is a failure under
+//! ICE_PROBE_REQUIRE_COTURN=1 (CI), a loud skip of the TURN half elsewhere.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use e2e::lab::{
+    Lab, NatBehaviour as B, NatSpec, TurnServer, STUN_PRIMARY, TURN_ADDR, TURN_PASSWORD, TURN_USER,
+};
+use e2e::{workspace_bin, ServerProcess};
+use serde_json::Value;
+
+/// Where the rendezvous listens in the server namespace.
+const SIGNAL: &str = "203.0.113.1:8080";
+/// ice-probe's own bound on the negotiation.
+const TIMEOUT: &str = "10s";
+/// Our bound on each process: its timeout plus the channel and slack.
+const PROCESS_BOUND: Duration = Duration::from_secs(25);
+/// Connects running at once (each is two processes); 2 cores.
+const PARALLEL: usize = 8;
+
+/// RFC 4787 outcome of hole punching between two behaviours.
+fn direct_works(a: B, b: B) -> bool {
+    use B::*;
+    let cone_or_open = |x: B| matches!(x, None | FullCone | RestrictedCone);
+    let friendly = |x: B| {
+        matches!(
+            x,
+            None | FullCone | RestrictedCone | PortRestrictedCone | Firewall
+        )
+    };
+    let per_destination = |x: B| matches!(x, AddressDependent | Symmetric);
+    if a == UdpBlocked || b == UdpBlocked {
+        return false;
+    }
+    if per_destination(a) {
+        return cone_or_open(b);
+    }
+    if per_destination(b) {
+        return cone_or_open(a);
+    }
+    friendly(a) && friendly(b)
+}
+
+fn relay_works(a: B, b: B) -> bool {
+    a != B::UdpBlocked && b != B::UdpBlocked
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Column {
+    /// `--stun` only: hole punching.
+    Direct,
+    /// `--turn ... --relay-only`: the relay path.
+    Relay,
+}
+
+/// One connect between site `a` and site `b` of lab `lab`.
+#[derive(Clone)]
+struct Job {
+    lab: usize,
+    a: usize,
+    b: usize,
+    column: Column,
+}
+
+/// One side's result.
+struct Side {
+    code: i32,
+    report: Value,
+    stderr: String,
+}
+
+struct Outcome {
+    job: Job,
+    sides: [Side; 2],
+    took: Duration,
+}
+
+fn start_side(lab: &Lab, site: usize, room: &str, column: Column) -> Child {
+    let mut c: Command = lab.host(site).command(workspace_bin("ice-probe"));
+    c.args([
+        "connect",
+        "--signal",
+        &format!("http://{SIGNAL}"),
+        "--room",
+        room,
+    ])
+    .args(["--stun", &format!("stun:{STUN_PRIMARY}")])
+    .args(["--timeout", TIMEOUT, "--duration", "500ms", "--json"]);
+    if column == Column::Relay {
+        c.args(["--turn", &format!("turn:{TURN_ADDR}")])
+            .args(["--username", TURN_USER, "--credential", TURN_PASSWORD])
+            .arg("--relay-only");
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ice-probe in the lab")
+}
+
+/// Waits for `child` at most until `until`, killing it then; its result.
+fn finish(mut child: Child, until: Instant) -> Side {
+    loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => break,
+            None if Instant::now() >= until => {
+                let _ = child.kill();
+                break;
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let out = child.wait_with_output().expect("collect output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    Side {
+        code: out.status.code().unwrap_or(-1),
+        report: serde_json::from_str(&text).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run_job(labs: &[Lab], job: &Job) -> Outcome {
+    let lab = &labs[job.lab];
+    let room = format!("l{}-{}-{}-{:?}", job.lab, job.a, job.b, job.column);
+    let t0 = Instant::now();
+    let a = start_side(lab, job.a, &room, job.column);
+    let b = start_side(lab, job.b, &room, job.column);
+    let until = t0 + PROCESS_BOUND;
+    let sides = [finish(a, until), finish(b, until)];
+    Outcome {
+        job: job.clone(),
+        sides,
+        took: t0.elapsed(),
+    }
+}
+
+/// The address a peer's packets come from, seen from outside its NAT.
+fn public_address(lab: &Lab, site: usize) -> Ipv4Addr {
+    let s = lab.site(site);
+    if s.spec.behaviour.is_public() {
+        s.host_ip()
+    } else {
+        s.public_ip()
+    }
+}
+
+/// What is wrong with `o`, if anything.
+fn check(labs: &[Lab], o: &Outcome) -> Option<String> {
+    let lab = &labs[o.job.lab];
+    let (ba, bb) = (
+        lab.site(o.job.a).spec.behaviour,
+        lab.site(o.job.b).spec.behaviour,
+    );
+    let want = match o.job.column {
+        Column::Direct => direct_works(ba, bb),
+        Column::Relay => relay_works(ba, bb),
+    };
+    let mut wrong = Vec::new();
+    for (i, side) in o.sides.iter().enumerate() {
+        let (me, peer) = if i == 0 {
+            (o.job.a, o.job.b)
+        } else {
+            (o.job.b, o.job.a)
+        };
+        let r = &side.report;
+        let tag = format!("{} side", lab.site(me).spec.behaviour);
+        if r.is_null() {
+            wrong.push(format!(
+                "{tag}: no JSON report (exit {}); stderr:\n{}",
+                side.code, side.stderr
+            ));
+            continue;
+        }
+        let want_code = if want { 0 } else { 1 };
+        if side.code != want_code || r["connected"] != want {
+            wrong.push(format!(
+                "{tag}: want connected={want} exit {want_code}, got connected={} exit {}: {}",
+                r["connected"], side.code, r["diagnosis"]
+            ));
+            continue;
+        }
+        if !want {
+            // Relay-only behind UDP blocked gathers nothing (no TURN
+            // allocation), so its peer receives no candidates: the stages
+            // are gathering and signaling. Every other failure is checks
+            // that never succeed.
+            let my_beh = lab.site(me).spec.behaviour;
+            let want_stage = match o.job.column {
+                Column::Relay if my_beh == B::UdpBlocked => "gathering",
+                Column::Relay => "signaling",
+                Column::Direct => "checking",
+            };
+            if r["failed_stage"] != want_stage || !r["diagnosis"].is_string() {
+                wrong.push(format!(
+                    "{tag}: a failure must be at the {want_stage} stage with a diagnosis: {} / {}",
+                    r["failed_stage"], r["diagnosis"]
+                ));
+            }
+            continue;
+        }
+        let p = &r["selected_pair"];
+        let (lt, rt) = (
+            p["local"]["type"].as_str().unwrap_or("?"),
+            p["remote"]["type"].as_str().unwrap_or("?"),
+        );
+        match o.job.column {
+            Column::Direct => {
+                // The peer is reached at its public mapping: its host
+                // address if it has a public one, else its NAT's.
+                let peer_ip = public_address(lab, peer).to_string();
+                let peer_public = lab.site(peer).spec.behaviour.is_public();
+                let remote_ok = if peer_public {
+                    matches!(rt, "host" | "srflx" | "prflx")
+                } else {
+                    matches!(rt, "srflx" | "prflx")
+                };
+                let local_ok = matches!(lt, "host" | "srflx" | "prflx");
+                if p["relayed"] != false
+                    || !remote_ok
+                    || !local_ok
+                    || p["remote"]["address"] != peer_ip.as_str()
+                {
+                    wrong.push(format!(
+                        "{tag}: want a direct pair to {peer_ip} ({}), got {p}",
+                        if peer_public {
+                            "host/srflx/prflx"
+                        } else {
+                            "srflx/prflx"
+                        }
+                    ));
+                }
+            }
+            Column::Relay => {
+                if p["relayed"] != true
+                    || lt != "relay"
+                    || p["local"]["address"] != TURN_ADDR.ip().to_string().as_str()
+                {
+                    wrong.push(format!(
+                        "{tag}: want a local relay candidate on {}, got {p}",
+                        TURN_ADDR.ip()
+                    ));
+                }
+            }
+        }
+        if r["channel"]["status"] != "measured" {
+            wrong.push(format!(
+                "{tag}: connected, but the channel was not measured: {}",
+                r["channel"]
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "{ba} <-> {bb} ({:?}): {}",
+            o.job.column,
+            wrong.join("\n  ")
+        ))
+    }
+}
+
+/// A cell of the printed matrix: the pair types of the first side
+/// (`local/remote`), or the exit code of a failure.
+fn cell(o: &Outcome) -> String {
+    let r = &o.sides[0].report;
+    if r["connected"] == true {
+        let p = &r["selected_pair"];
+        format!(
+            "{}/{}",
+            p["local"]["type"].as_str().unwrap_or("?"),
+            p["remote"]["type"].as_str().unwrap_or("?")
+        )
+    } else {
+        format!("fail({})", o.sides[0].code)
+    }
+}
+
+fn print_both(text: &str) {
+    println!("{text}");
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+fn table(title: &str, labs: &[Lab], outcomes: &[Outcome], column: Column) -> String {
+    let names: Vec<&str> = B::ALL.iter().map(|b| b.as_str()).collect();
+    let short = |s: &str| {
+        s.replace("-cone", "")
+            .replace("address-dependent", "addr-dep")
+    };
+    let mut grid = vec![vec![String::from("-"); names.len()]; names.len()];
+    for o in outcomes.iter().filter(|o| o.job.column == column) {
+        let lab = &labs[o.job.lab];
+        let ia = B::ALL
+            .iter()
+            .position(|b| *b == lab.site(o.job.a).spec.behaviour)
+            .unwrap();
+        let ib = B::ALL
+            .iter()
+            .position(|b| *b == lab.site(o.job.b).spec.behaviour)
+            .unwrap();
+        let mark = if check(labs, o).is_none() { "" } else { " !" };
+        grid[ia][ib] = format!("{}{mark}", cell(o));
+    }
+    let mut s = format!("{title}\n{:<16}", "A \\ B");
+    for n in &names {
+        s.push_str(&format!("{:<16}", short(n)));
+    }
+    for (i, row) in grid.iter().enumerate() {
+        s.push_str(&format!("\n{:<16}", short(names[i])));
+        for c in row {
+            s.push_str(&format!("{c:<16}"));
+        }
+    }
+    s
+}
+
+fn turnserver() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("turnserver"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let why =
+            "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";
+        if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
+            panic!("{why} (and ICE_PROBE_REQUIRE_COTURN=1)");
+        }
+        print_both(&format!("SKIPPED the TURN half of the matrix ({why})"));
+    }
+    found
+}
+
+/// Three labs cover all 36 pairs: one with every behaviour (28 pairs of
+/// different behaviours) and two with each behaviour twice (the 8 pairs
+/// of equal ones). Each lab has its own stun-server and coturn; the
+/// connects run `PARALLEL` at a time.
+#[test]
+fn connect_matrix_through_real_nats() {
+    let t0 = Instant::now();
+    let n = NatSpec::new;
+    let layouts: Vec<Vec<B>> = vec![
+        B::ALL.to_vec(),
+        B::ALL[..4].iter().flat_map(|b| [*b, *b]).collect(),
+        B::ALL[4..].iter().flat_map(|b| [*b, *b]).collect(),
+    ];
+    let stun_bin = workspace_bin("stun-server");
+    workspace_bin("ice-probe");
+    let turn_bin = turnserver();
+
+    let mut labs = Vec::new();
+    for layout in &layouts {
+        let mut b = Lab::builder();
+        for beh in layout {
+            b = b.nat(n(*beh));
+        }
+        let Some(lab) = b.build_or_skip() else {
+            return;
+        };
+        labs.push(lab);
+    }
+    let servers: Vec<ServerProcess> = labs
+        .iter()
+        .map(|lab| lab.start_stun_server(&stun_bin, &["--http", SIGNAL]))
+        .collect();
+    let turns: Vec<TurnServer> = match &turn_bin {
+        Some(bin) => labs
+            .iter()
+            .map(|lab| {
+                lab.start_turn_server(Path::new(bin))
+                    .expect("coturn in the lab")
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+
+    let mut jobs = VecDeque::new();
+    let mut columns = vec![Column::Direct];
+    if turn_bin.is_some() {
+        columns.push(Column::Relay);
+    }
+    for column in columns {
+        for a in 0..8 {
+            for b in a + 1..8 {
+                jobs.push_back(Job {
+                    lab: 0,
+                    a,
+                    b,
+                    column,
+                });
+            }
+        }
+        for lab in 1..3 {
+            for k in 0..4 {
+                jobs.push_back(Job {
+                    lab,
+                    a: 2 * k,
+                    b: 2 * k + 1,
+                    column,
+                });
+            }
+        }
+    }
+    let total = jobs.len();
+    let queue = Mutex::new(jobs);
+    let outcomes = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| loop {
+                let Some(job) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let o = run_job(&labs, &job);
+                outcomes.lock().unwrap().push(o);
+            });
+        }
+    });
+    let outcomes = outcomes.into_inner().unwrap();
+    assert_eq!(outcomes.len(), total);
+
+    print_both(&table(
+        "ice-probe connect through the lab, STUN only (cell: A's selected local/remote candidate types, or fail(exit code); ! = unexpected)",
+        &labs,
+        &outcomes,
+        Column::Direct,
+    ));
+    if turn_bin.is_some() {
+        print_both(&table(
+            "ice-probe connect through the lab, coturn --relay-only",
+            &labs,
+            &outcomes,
+            Column::Relay,
+        ));
+    }
+    let slowest = outcomes.iter().map(|o| o.took).max().unwrap_or_default();
+    print_both(&format!(
+        "{total} connects in {} labs, {PARALLEL} at a time: {:.1} s (slowest connect {:.1} s)",
+        labs.len(),
+        t0.elapsed().as_secs_f64(),
+        slowest.as_secs_f64()
+    ));
+    let wrong: Vec<String> = outcomes.iter().filter_map(|o| check(&labs, o)).collect();
+    let logs = if wrong.is_empty() {
+        String::new()
+    } else {
+        turns
+            .iter()
+            .map(|t| {
+                t.log()
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    drop(turns);
+    drop(servers);
+    assert!(
+        wrong.is_empty(),
+        "{} of {total} connects went wrong:\n{}\ncoturn (last lines):\n{logs}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
