@@ -31,10 +31,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub use plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
 pub use spec::{LabSpec, NatBehaviour, NatSpec, MAX_NATS};
-pub use turn::{TurnServer, TURN_ADDR, TURN_PASSWORD, TURN_USER};
+pub use turn::{coturn_command, TurnServer, TURN_ADDR, TURN_PASSWORD, TURN_USER};
 
 use crate::{ServerProcess, StartOptions};
 
@@ -108,6 +109,19 @@ impl Namespace {
         .map_err(|_| "the thread in the namespace panicked".to_string())?
     }
 
+    /// Whether a STUN server at `to` answers a Binding request sent from
+    /// inside this namespace within `within` (retransmitting every 100 ms).
+    pub fn stun_answers(&self, to: SocketAddr, within: Duration) -> Result<bool, String> {
+        self.enter(move || -> Result<bool, String> {
+            let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+            let sock = std::net::UdpSocket::bind(any).map_err(|e| e.to_string())?;
+            let req = crate::binding_request(false);
+            let per_try = Duration::from_millis(100);
+            let tries = (within.as_millis() / per_try.as_millis()).max(1) as usize;
+            Ok(crate::exchange_retry(&sock, to, &req, tries, per_try).is_some())
+        })?
+    }
+
     /// Runs `program args` here to its end; its stdout, or the failure
     /// with stderr.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String, String> {
@@ -143,6 +157,7 @@ impl Site {
 #[derive(Debug, Clone, Default)]
 pub struct LabBuilder {
     spec: LabSpec,
+    name: Option<String>,
 }
 
 impl LabBuilder {
@@ -151,8 +166,17 @@ impl LabBuilder {
         self
     }
 
+    /// A named lab (namespaces `lab-NAME-srv`, `lab-NAME-host1`, ...)
+    /// instead of the per-process test prefix: for labs a person brings
+    /// up and tears down by name ([`Lab::persist`], [`remove_named`]).
+    /// Test runs never clean named labs up.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
     pub fn build(self) -> Result<Lab, LabError> {
-        Lab::new(self.spec)
+        Lab::with_prefix(self.spec, self.name.as_deref())
     }
 
     /// [`LabBuilder::build`] for tests: `None` (after printing `SKIPPED
@@ -193,6 +217,13 @@ impl Lab {
     }
 
     pub fn new(spec: LabSpec) -> Result<Lab, LabError> {
+        Lab::with_prefix(spec, None)
+    }
+
+    fn with_prefix(spec: LabSpec, name: Option<&str>) -> Result<Lab, LabError> {
+        if let Some(name) = name {
+            validate_name(name).map_err(LabError::Failed)?;
+        }
         if spec.nats.is_empty() || spec.nats.len() > MAX_NATS {
             return Err(LabError::Failed(format!(
                 "a lab has 1 to {MAX_NATS} NATs, not {}",
@@ -203,11 +234,22 @@ impl Lab {
         remove_leftovers();
 
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let prefix = format!(
-            "{PREFIX_FAMILY}{}x{}-",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let prefix = match name {
+            Some(name) => {
+                let prefix = named_prefix(name);
+                if !namespaces_of_named(name).is_empty() {
+                    return Err(LabError::Failed(format!(
+                        "a lab named {name:?} is already up (namespaces {prefix}*): take it down first"
+                    )));
+                }
+                prefix
+            }
+            None => format!(
+                "{PREFIX_FAMILY}{}x{}-",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
         let ns = |role: &str| Namespace {
             name: format!("{prefix}{role}"),
         };
@@ -267,7 +309,15 @@ impl Lab {
         Ok(())
     }
 
-    /// This lab's namespace name prefix (`ipl<pid>x<n>-`).
+    /// Leaves the lab up after this value is gone (no teardown on drop);
+    /// its namespaces and what runs in them stay until [`remove_named`]
+    /// (or `ip netns delete`).
+    pub fn persist(mut self) {
+        self.created.clear();
+    }
+
+    /// This lab's namespace name prefix (`ipl<pid>x<n>-`, or
+    /// `lab-NAME-` for a named lab).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -412,6 +462,84 @@ fn delete_namespace(name: &str) {
     let mut c = Command::new("ip");
     c.args(["netns", "delete", name]);
     let _ = run(c, None);
+}
+
+/// Namespace names of named labs start with this.
+pub const NAMED_PREFIX: &str = "lab-";
+
+fn named_prefix(name: &str) -> String {
+    format!("{NAMED_PREFIX}{name}-")
+}
+
+/// A lab name: 1 to 16 of `a-z`, `0-9`, `-` (namespace names must stay
+/// short and safe to type).
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 16
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad lab name {name:?}: use 1 to 16 characters of a-z, 0-9 and -"
+        ))
+    }
+}
+
+/// Existing namespaces whose name starts with `prefix`, sorted.
+pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The namespaces of the named lab `name` (`lab-NAME-ROLE`, where ROLE
+/// has no `-`, so lab `a` does not claim lab `a-b`'s).
+fn namespaces_of_named(name: &str) -> Vec<String> {
+    let prefix = named_prefix(name);
+    namespaces_with_prefix(&prefix)
+        .into_iter()
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|role| !role.contains('-'))
+        })
+        .collect()
+}
+
+/// Takes the named lab down: kills what runs in its namespaces and deletes
+/// them. Returns the namespaces removed (empty: there was no such lab).
+pub fn remove_named(name: &str) -> Result<Vec<String>, String> {
+    validate_name(name)?;
+    let names = namespaces_of_named(name);
+    // Any order: deleting a namespace also removes its veth ends.
+    for n in names.iter().rev() {
+        delete_namespace(n);
+    }
+    Ok(names)
+}
+
+/// Names of the named labs that are up.
+pub fn named_labs() -> Vec<String> {
+    let mut labs: Vec<String> = namespaces_with_prefix(NAMED_PREFIX)
+        .iter()
+        .filter_map(|n| {
+            let rest = n.strip_prefix(NAMED_PREFIX)?;
+            let (name, _role) = rest.rsplit_once('-')?;
+            Some(name.to_string())
+        })
+        .collect();
+    labs.sort();
+    labs.dedup();
+    labs
 }
 
 /// The pid in a lab namespace name (`ipl<pid>x<n>-<role>`), if it is one.

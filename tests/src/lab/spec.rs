@@ -125,6 +125,37 @@ impl fmt::Display for NatSpec {
     }
 }
 
+/// The [`fmt::Display`] form: `BEHAVIOUR[+hairpin][+udp-timeout=SECONDS]`,
+/// e.g. `symmetric`, `full-cone+hairpin`, `port-restricted-cone+udp-timeout=5`.
+impl FromStr for NatSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.split('+');
+        let behaviour: NatBehaviour = parts.next().unwrap_or_default().parse()?;
+        let mut spec = NatSpec::new(behaviour);
+        for opt in parts {
+            if opt == "hairpin" {
+                spec = spec.hairpinning(true);
+            } else if let Some(v) = opt.strip_prefix("udp-timeout=") {
+                let secs: u64 = v
+                    .trim_end_matches('s')
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=86_400).contains(n))
+                    .ok_or_else(|| {
+                        format!("bad udp-timeout {v:?} in {s:?}: whole seconds, 1 to 86400")
+                    })?;
+                spec = spec.udp_timeout(Duration::from_secs(secs));
+            } else {
+                return Err(format!(
+                    "unknown NAT option {opt:?} in {s:?}: +hairpin or +udp-timeout=SECONDS"
+                ));
+            }
+        }
+        Ok(spec)
+    }
+}
+
 /// Most NAT routers in one lab (their numbers are the third octet of the
 /// LAN and the last of the WAN address).
 pub const MAX_NATS: usize = 8;
@@ -133,4 +164,30 @@ pub const MAX_NATS: usize = 8;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabSpec {
     pub nats: Vec<NatSpec>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nat_spec_parses_its_display_form() {
+        for s in [
+            "symmetric",
+            "full-cone+hairpin",
+            "port-restricted-cone+udp-timeout=5s",
+            "restricted-cone+hairpin+udp-timeout=30s",
+        ] {
+            let spec: NatSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+        }
+        let spec: NatSpec = "symmetric+udp-timeout=7".parse().unwrap();
+        assert_eq!(spec.udp_timeout, Some(Duration::from_secs(7)));
+        assert!("cone"
+            .parse::<NatSpec>()
+            .unwrap_err()
+            .contains("one of none"));
+        assert!("symmetric+fast".parse::<NatSpec>().is_err());
+        assert!("symmetric+udp-timeout=0".parse::<NatSpec>().is_err());
+    }
 }

@@ -2,9 +2,9 @@
 //! address, for tests where NATs that defeat hole punching still connect.
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,19 +29,8 @@ pub struct TurnServer {
 impl TurnServer {
     pub(super) fn start(ns: &Namespace, bin: &Path) -> Result<TurnServer, String> {
         let dir = std::env::temp_dir().join(format!("lab-coturn-{}", ns.name()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let user = format!("{TURN_USER}:{TURN_PASSWORD}");
-        let mut c = ns.command(bin);
-        c.args(["-n", "--no-tls", "--no-dtls", "--no-cli", "--lt-cred-mech"])
-            .args(["--listening-ip", &SERVER_PRIMARY.to_string()])
-            .args(["--listening-port", &TURN_ADDR.port().to_string()])
-            .args(["--relay-ip", &SERVER_PRIMARY.to_string()])
-            .args(["--realm", REALM, "--user", &user])
-            .args(["--log-file", "stdout"])
-            .arg("--pidfile")
-            .arg(dir.join("turnserver.pid"))
-            .arg("--userdb")
-            .arg(dir.join("turndb"))
+        let mut c = coturn_command(ns, bin, &dir)?;
+        c.args(["--log-file", "stdout"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -60,14 +49,7 @@ impl TurnServer {
         });
         let server = TurnServer { child, log, dir };
         // Ready when it answers a Binding request from inside the lab.
-        let answered = ns.enter(|| -> Result<bool, String> {
-            let sock = UdpSocket::bind((SERVER_PRIMARY, 0)).map_err(|e| e.to_string())?;
-            let req = crate::binding_request(false);
-            Ok(
-                crate::exchange_retry(&sock, TURN_ADDR, &req, 50, Duration::from_millis(100))
-                    .is_some(),
-            )
-        })??;
+        let answered = ns.stun_answers(TURN_ADDR, Duration::from_secs(5))?;
         if !answered {
             return Err(format!(
                 "coturn did not answer on {TURN_ADDR} within 5 s; log:\n{}",
@@ -86,6 +68,25 @@ impl TurnServer {
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// coturn in `ns` on [`TURN_ADDR`] with the lab's credentials, keeping
+/// its pid file and user database in `dir` (created); add the log
+/// destination and stdio.
+pub fn coturn_command(ns: &Namespace, bin: &Path, dir: &Path) -> Result<Command, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let user = format!("{TURN_USER}:{TURN_PASSWORD}");
+    let mut c = ns.command(bin);
+    c.args(["-n", "--no-tls", "--no-dtls", "--no-cli", "--lt-cred-mech"])
+        .args(["--listening-ip", &SERVER_PRIMARY.to_string()])
+        .args(["--listening-port", &TURN_ADDR.port().to_string()])
+        .args(["--relay-ip", &SERVER_PRIMARY.to_string()])
+        .args(["--realm", REALM, "--user", &user])
+        .arg("--pidfile")
+        .arg(dir.join("turnserver.pid"))
+        .arg("--userdb")
+        .arg(dir.join("turndb"));
+    Ok(c)
 }
 
 impl Drop for TurnServer {
