@@ -54,7 +54,8 @@ pub struct ConnectReport {
     pub channel: ChannelOutcome,
     /// `--require`, `--max-loss`, `--min-goodput`, `--max-rtt` results.
     pub assertions: Vec<Assertion>,
-    /// connected and every assertion passed (exit 0).
+    /// connected, the channel did not fail, and every assertion passed
+    /// (exit 0).
     pub passed: bool,
 }
 

@@ -466,7 +466,7 @@ impl ChannelSession {
         if now >= last_rx + self.config.peer_timeout {
             let started = self.out.as_ref().map_or(self.created, |o| o.started);
             let reason = format!(
-                "peer stopped answering after {:.1} s (nothing for {:.1} s)",
+                "peer stopped answering after {:.1} s (nothing for {:.1} s: it exited, or the path to it broke)",
                 last_rx.saturating_duration_since(started).as_secs_f64(),
                 now.saturating_duration_since(last_rx).as_secs_f64()
             );

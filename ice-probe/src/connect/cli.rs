@@ -49,7 +49,9 @@ CHANNEL: once connected, both peers measure the selected pair for
 --profile data (echoed 1,200-byte messages: RTT p50/p90/p99/max, loss,
 goodput) or --profile video (--bitrate, --fps, --playout: loss, RFC 3550
 jitter, frames complete in time). A peer that does not answer (not an
-ice-probe, or --duration 0) makes the channel \"skipped\", not a failure.
+ice-probe, or --duration 0) makes the channel \"skipped\", not a failure;
+one that stops answering mid-run (it exited, the path broke) makes it
+\"failed\" within 2 s, and the run fails (exit 1).
 --timeout bounds the negotiation; the channel adds --duration plus at most
 a few seconds of its own bounds.
 
@@ -88,10 +90,11 @@ With --local - stdout carries signaling: the table goes to stderr and
 --report FILE writes the JSON.
 
 EXIT CODES: 0 connected and every assertion passed; 1 ran and failed (no
-pair connected, or an assertion failed); 2 bad usage or bad input (flags, or
-the peer sent garbage: not JSON, a malformed candidate, a second set of
-credentials); 3 could not run (signaling unreachable, or the peer's
-description did not arrive within --timeout; cannot create the agent).";
+pair connected, the channel failed, or an assertion failed); 2 bad usage or
+bad input (flags, or the peer sent garbage: not JSON, a malformed
+candidate, a second set of credentials); 3 could not run (signaling
+unreachable, or the peer's description did not arrive within --timeout;
+cannot create the agent).";
 
 pub const SELFTEST_HELP: &str = "\
 Runs both peers in this process, each gathering through the given servers

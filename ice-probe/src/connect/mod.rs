@@ -160,6 +160,9 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
         deadline,
         vnet: None,
     };
+    // Why the peer's description never came, when the transport knows
+    // better than "is the other side running?" (the rendezvous does).
+    let mut no_description_why = None;
     let (mode, outcome, channel) = match &opts.signaling {
         Signaling::Selftest => {
             let (a_link, b_link) = link::pair();
@@ -214,13 +217,21 @@ async fn run_async(opts: &ConnectOptions) -> Result<Outcome, ProbeError> {
                 }
             };
             let out = peer::run(cfg.clone(), agent, link).await;
+            no_description_why = Some(rv.no_description_why(&joined, opts.timeout));
             let channel = after_connect(opts, &out).await;
             rv.leave(&joined.peer).await;
             ("signal", out, channel)
         }
     };
     close(&outcome).await;
-    Ok(build(opts, mode, start, outcome, channel))
+    Ok(build(
+        opts,
+        mode,
+        start,
+        outcome,
+        channel,
+        no_description_why,
+    ))
 }
 
 /// The channel measurements over the selected pair, or (turned off) a
@@ -246,6 +257,7 @@ fn build(
     start: Instant,
     o: PeerOutcome,
     channel: ChannelOutcome,
+    no_description_why: Option<String>,
 ) -> Outcome {
     let facts = Facts {
         connected: o.connected,
@@ -258,7 +270,14 @@ fn build(
         relay_only: opts.relay_only,
         agent_failed: o.agent_failed,
     };
-    let diagnosis = diagnose::diagnose(&facts);
+    let mut diagnosis = diagnose::diagnose(&facts);
+    if let (Some((common::connect_report::FailedStage::Signaling, why)), Some(w)) =
+        (&mut diagnosis, no_description_why)
+    {
+        if !o.remote_description {
+            *why = w;
+        }
+    }
     let assertions = diagnose::assertions(&opts.requirements, o.selected.as_ref(), &channel);
     let asserted = assertions.iter().all(|a| a.passed == Some(true));
     let passed = o.connected && asserted;
@@ -280,18 +299,31 @@ fn build(
             exit::FAILED,
             Some(format!("not connected ({} failed): {why}", stage.as_str())),
         ),
-        (None, None) if !asserted => {
-            let failed: Vec<String> = assertions
-                .iter()
-                .filter(|a| a.passed != Some(true))
-                .map(|a| format!("{}: {}", a.name, a.detail))
-                .collect();
-            (
-                exit::FAILED,
-                Some(format!("assertion failed: {}", failed.join("; "))),
-            )
+        (None, None) => {
+            // A channel that failed (the peer vanished mid-run, another
+            // protocol version) is a failed run even without assertions:
+            // only "skipped" is not a failure.
+            let mut failures = Vec::new();
+            if channel.status == "failed" {
+                failures.push(format!(
+                    "the channel measurement failed: {}",
+                    channel.reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            if !asserted {
+                let failed: Vec<String> = assertions
+                    .iter()
+                    .filter(|a| a.passed != Some(true))
+                    .map(|a| format!("{}: {}", a.name, a.detail))
+                    .collect();
+                failures.push(format!("assertion failed: {}", failed.join("; ")));
+            }
+            if failures.is_empty() {
+                (exit::OK, None)
+            } else {
+                (exit::FAILED, Some(failures.join("; ")))
+            }
         }
-        (None, None) => (exit::OK, None),
     };
     let (failed_stage, diagnosis) = match (&o.fault, diagnosis) {
         (Some(SignalFault::Bad(e) | SignalFault::Fatal(e)), _) => (

@@ -184,7 +184,9 @@ pub async fn run(cfg: PeerConfig, agent: Arc<Agent>, mut link: Link) -> PeerOutc
     });
 
     let mut out = PeerOutcome {
-        role: None,
+        // Known before the peer's description when we were told it (a
+        // room with nobody else still reports the role it gave us).
+        role: cfg.role.or(link.assigned_role),
         connected: false,
         agent_failed: false,
         remote_description: false,

@@ -8,6 +8,8 @@
 //! - `DELETE /v1/rooms/{room}/peers/{peer}` when done
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -77,6 +79,9 @@ pub struct Rendezvous {
 pub struct Joined {
     pub peer: String,
     pub role: Option<Role>,
+    /// Another peer was in the room when we joined, or something from
+    /// the room (its `signal.peer-joined`, a message) reached us since.
+    pub peer_seen: Arc<AtomicBool>,
 }
 
 impl Rendezvous {
@@ -198,7 +203,30 @@ impl Rendezvous {
             }
         };
         let role = v["role"].as_str().and_then(Role::parse);
-        Ok(Joined { peer, role })
+        let present = v["peer_present"].as_bool().unwrap_or(false);
+        Ok(Joined {
+            peer,
+            role,
+            peer_seen: Arc::new(AtomicBool::new(present)),
+        })
+    }
+
+    /// Why the peer's description did not arrive: nobody else joined the
+    /// room, or a peer joined and never sent it.
+    pub fn no_description_why(&self, joined: &Joined, timeout: Duration) -> String {
+        if joined.peer_seen.load(Ordering::Relaxed) {
+            format!(
+                "a peer joined room {:?} at http://{} but its description did not arrive within \
+                 --timeout {timeout:?} (is it an ice-probe, or a page that sends SDP offers?)",
+                self.room, self.authority
+            )
+        } else {
+            format!(
+                "no peer joined room {:?} at http://{} within --timeout {timeout:?} (start the \
+                 other side with the same --signal and --room)",
+                self.room, self.authority
+            )
+        }
     }
 
     /// Leaves the room (best effort, quick).
@@ -227,7 +255,13 @@ pub async fn link(
         out_rx,
         in_tx.clone(),
     ));
-    tokio::spawn(poll_all(rv.clone(), joined.peer.clone(), in_tx, deadline));
+    tokio::spawn(poll_all(
+        rv.clone(),
+        joined.peer.clone(),
+        Arc::clone(&joined.peer_seen),
+        in_tx,
+        deadline,
+    ));
     Ok((
         Link {
             outgoing: out_tx,
@@ -267,7 +301,13 @@ async fn post_all(
     }
 }
 
-async fn poll_all(rv: Rendezvous, peer: String, tx: UnboundedSender<Incoming>, deadline: Instant) {
+async fn poll_all(
+    rv: Rendezvous,
+    peer: String,
+    peer_seen: Arc<AtomicBool>,
+    tx: UnboundedSender<Incoming>,
+    deadline: Instant,
+) {
     loop {
         if tx.is_closed() {
             return;
@@ -311,6 +351,9 @@ async fn poll_all(rv: Rendezvous, peer: String, tx: UnboundedSender<Incoming>, d
             return;
         };
         for item in items {
+            // Only a peer (or the notice that one joined) puts anything
+            // in our queue.
+            peer_seen.store(true, Ordering::Relaxed);
             let ev = match SignalMessage::from_value(item) {
                 Ok(m) => Incoming::Message(m),
                 Err(BadMessage(e)) => {
