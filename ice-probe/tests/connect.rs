@@ -2,13 +2,16 @@
 //! only (`--include-loopback --interface lo`), signaling through files,
 //! pipes, and our stun-server's rendezvous.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::{workspace_bin, ServerProcess};
 use serde_json::Value;
+
+#[path = "support/coturn.rs"]
+mod coturn;
 
 /// Only loopback: never traffic to the host's other addresses.
 const LOOPBACK: [&str; 4] = ["--include-loopback", "--interface", "lo", "--json"];
@@ -48,6 +51,52 @@ fn spawn(args: &[&str]) -> Child {
 
 fn run(args: &[&str]) -> Run {
     finish(spawn(args), Instant::now())
+}
+
+/// Like `finish`, but a child still running `limit` after `t` is killed
+/// and the test fails with what it printed: the hang these tests guard
+/// against must not hang the suite.
+fn finish_within(mut child: Child, t: Instant, limit: Duration) -> Run {
+    let drain = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = from.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait ice-probe") {
+            break Some(s);
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t.elapsed();
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    let Some(status) = status else {
+        panic!("ice-probe still running {limit:?} after the start, killed\nstdout: {stdout}\nstderr: {stderr}");
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        took,
+    }
+}
+
+/// Polls `ready` every 20 ms for at most `limit`.
+fn wait_for(what: &str, limit: Duration, ready: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !ready() {
+        assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn json(r: &Run) -> Value {
@@ -591,4 +640,244 @@ fn both_sides_told_to_offer_is_bad_input_exit_2() {
         );
         assert!(r.took < Duration::from_secs(3), "took {:?}", r.took);
     }
+}
+
+/// Issue 4: a peer that vanishes mid-measurement. Two connect processes
+/// through files measure for 20 s; 4 s after both wrote their description
+/// (connected on loopback within ~1.3 s: webrtc-ice nominates a prflx pair
+/// after 1 s) one is SIGKILLed. The survivor must notice within the
+/// channel's peer timeout (2 s), long before its 20 s of sending end, and
+/// fail: exit 1, the channel "failed" with the reason, the partial figures
+/// kept.
+#[test]
+fn a_peer_killed_mid_measurement_fails_the_survivor_within_the_peer_timeout() {
+    let d = TempDir::new("vanish");
+    let (a, b) = (d.file("a.json"), d.file("b.json"));
+    let args = |ours: &str, theirs: &str| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "connect",
+            "--local",
+            ours,
+            "--remote",
+            theirs,
+            "--timeout",
+            "10s",
+            "--duration",
+            "20s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(LOOPBACK.iter().map(|s| s.to_string()));
+        v
+    };
+    let (aa, ab) = (args(&a, &b), args(&b, &a));
+    let survivor = spawn(&aa.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut victim = spawn(&ab.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_for("both descriptions written", Duration::from_secs(10), || {
+        Path::new(&a).exists() && Path::new(&b).exists()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    victim.kill().expect("SIGKILL the peer");
+    let _ = victim.wait();
+    let killed = Instant::now();
+    // Unbounded, the survivor would send for 16 s more.
+    let r = finish_within(survivor, killed, Duration::from_secs(15));
+    eprintln!("survivor ended {:?} after the kill", r.took);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // The channel's 2 s peer timeout, then closing (each step bounded at
+    // 1 s): a generous bound, far below the 16 s of sending left.
+    assert!(r.took < Duration::from_secs(6), "took {:?}", r.took);
+    assert!(
+        r.stderr
+            .contains("the channel measurement failed: peer stopped answering after"),
+        "{}",
+        r.stderr
+    );
+    let v = json(&r);
+    assert_eq!(v["connected"], true, "{v}");
+    assert_eq!(v["passed"], false, "{v}");
+    // Connected fine: nothing to diagnose about ICE.
+    assert_eq!(v["failed_stage"], Value::Null, "{v}");
+    let c = &v["channel"];
+    assert_eq!(c["status"], "failed", "{c}");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("peer stopped answering after") && reason.contains("it exited"),
+        "{reason}"
+    );
+    // It was measuring when the peer vanished: both directions moved, and
+    // the figures measured until then are in the report.
+    let report = &c["report"];
+    assert_eq!(report["status"]["state"], "failed", "{report}");
+    assert!(
+        report["outbound"]["sent_packets"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["inbound"]["received_packets"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(c["rtt_ms"].as_f64().is_some(), "{c}");
+}
+
+/// Issue 4: a room nobody joins ends at --timeout with exit 3 and says so,
+/// naming the room; a peer that joins and never sends its description is
+/// told apart.
+#[test]
+fn a_room_nobody_joins_is_exit_3_at_the_deadline_naming_the_room() {
+    let s = stun_server(true);
+    let http = s.http.expect("http address");
+    let signal = format!("http://{http}");
+    let connect = |room: &str| {
+        let mut args = vec![
+            "connect",
+            "--signal",
+            &signal,
+            "--room",
+            room,
+            "--timeout",
+            "2s",
+        ];
+        args.extend(LOOPBACK);
+        finish_within(spawn(&args), Instant::now(), Duration::from_secs(10))
+    };
+
+    let r = connect("lonely");
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let want = format!(
+        "ice-probe: signaling timed out: no peer joined room \"lonely\" at {signal} within --timeout 2s"
+    );
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    // At the deadline: not before, and not long after.
+    assert!(r.took >= Duration::from_millis(1900), "took {:?}", r.took);
+    assert!(r.took < Duration::from_secs(5), "took {:?}", r.took);
+    let v = json(&r);
+    assert_eq!(v["connected"], false);
+    assert_eq!(v["failed_stage"], "signaling");
+    assert!(
+        v["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains("no peer joined room \"lonely\""),
+        "{v}"
+    );
+    // The rendezvous made us the offerer: the report says so.
+    assert_eq!(v["role"], "offer");
+    eprintln!("lonely room: exit 3 after {:?}", r.took);
+
+    // Somebody joins (a page, curl) but never sends a description.
+    let joined = s.request("POST", "/v1/rooms/half/join", None);
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let r = connect("half");
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("a peer joined room \"half\" at http://")
+            && r.stderr.contains("but its description did not arrive"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(json(&r)["role"], "answer");
+}
+
+/// Issue 4: connect through a TURN relay. Both peers gather only relay
+/// candidates from a real coturn (`--relay-only`; with loopback host
+/// candidates a host pair would win), so the pair, and the channel
+/// measured over it, go through coturn's relay ports. `--require direct`
+/// on one side fails it (exit 1) for that reason.
+#[test]
+fn two_processes_connect_through_a_coturn_relay() {
+    let Some(bin) = coturn::need_coturn("two_processes_connect_through_a_coturn_relay") else {
+        return;
+    };
+    let turn = coturn::Coturn::start(&bin);
+    let url = format!("turn:{}", turn.addr);
+    let d = TempDir::new("relay");
+    let (a, b) = (d.file("a.json"), d.file("b.json"));
+    let args = |ours: &str, theirs: &str, extra: &[&str]| -> Vec<String> {
+        let v: Vec<String> = [
+            "connect",
+            "--local",
+            ours,
+            "--remote",
+            theirs,
+            "--turn",
+            &url,
+            "--username",
+            coturn::USER,
+            "--credential",
+            coturn::PASSWORD,
+            "--relay-only",
+            "--timeout",
+            "10s",
+            "--duration",
+            "1s",
+        ]
+        .iter()
+        .chain(extra)
+        .chain(&LOOPBACK)
+        .map(|s| s.to_string())
+        .collect();
+        v
+    };
+    let (aa, ab) = (args(&a, &b, &[]), args(&b, &a, &["--require", "direct"]));
+    let t = Instant::now();
+    let pa = spawn(&aa.iter().map(String::as_str).collect::<Vec<_>>());
+    let pb = spawn(&ab.iter().map(String::as_str).collect::<Vec<_>>());
+    let limit = Duration::from_secs(30);
+    let (ra, rb) = (finish_within(pa, t, limit), finish_within(pb, t, limit));
+    assert_eq!(
+        ra.code,
+        0,
+        "A: {}\n{}\ncoturn:\n{}",
+        ra.stdout,
+        ra.stderr,
+        turn.log()
+    );
+    assert_eq!(rb.code, 1, "B: {}\n{}", rb.stdout, rb.stderr);
+    assert!(
+        rb.stderr
+            .contains("--require direct: only a relay (TURN) pair was selected"),
+        "{}",
+        rb.stderr
+    );
+    let (va, vb) = (json(&ra), json(&rb));
+    for (side, v) in [("A", &va), ("B", &vb)] {
+        assert_eq!(v["connected"], true, "{side}: {v}");
+        let p = &v["selected_pair"];
+        assert_eq!(p["relayed"], true, "{side}: {p}");
+        for end in ["local", "remote"] {
+            assert_eq!(p[end]["type"], "relay", "{side}: {p}");
+            assert_eq!(p[end]["address"], "127.0.0.1", "{side}: {p}");
+            let port = p[end]["port"].as_u64().unwrap() as u16;
+            assert!(
+                turn.relay_ports.contains(&port),
+                "{side}: {port} is not one of coturn's relay ports {:?}",
+                turn.relay_ports
+            );
+        }
+        for c in v["local_candidates"].as_array().unwrap() {
+            assert_eq!(c["type"], "relay", "{side}: --relay-only gathered {c}");
+        }
+        let nominated: Vec<&Value> = v["pair_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["nominated"] == true)
+            .collect();
+        assert_eq!(nominated.len(), 1, "{side}: {v}");
+        assert_eq!(nominated[0]["state"], "succeeded", "{side}: {v}");
+        assert_eq!(nominated[0]["local"]["type"], "relay", "{side}: {v}");
+        // The channel ran over the relay, both ways.
+        check_channel(v, side);
+    }
+    assert_eq!(
+        va["selected_pair"]["remote"]["port"],
+        vb["selected_pair"]["local"]["port"]
+    );
+    assert_eq!(vb["assertions"][0]["passed"], false);
+    eprintln!(
+        "relay: connected in {} / {} ms, channel rtt {} ms",
+        va["time_to_connected_ms"], vb["time_to_connected_ms"], va["channel"]["rtt_ms"]
+    );
 }

@@ -5,11 +5,8 @@
 //! tests say loudly that they are skipped when it is missing. With
 //! ICE_PROBE_REQUIRE_COTURN=1 (CI) a missing coturn is a failure.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::{workspace_bin, ServerProcess};
@@ -295,150 +292,16 @@ fn tls_urls_are_not_supported_and_a_closed_tcp_port_is_unreachable() {
 // coturn
 // --------------------------------------------------------------------------
 
-fn turnserver_path() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("turnserver"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// The coturn binary, or None after saying loudly why the test is skipped
-/// (a failure instead when ICE_PROBE_REQUIRE_COTURN=1).
-fn need_coturn(test: &str) -> Option<PathBuf> {
-    if let Some(p) = turnserver_path() {
-        return Some(p);
-    }
-    let why = "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";
-    if std::env::var("ICE_PROBE_REQUIRE_COTURN").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and ICE_PROBE_REQUIRE_COTURN=1 requires it");
-    }
-    // Straight to the process's stderr: the test harness captures
-    // eprintln!, and a skip must be seen even when the test passes.
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: {why} !!!\n");
-    None
-}
-
-/// A coturn on 127.0.0.1 with a free port; killed on drop.
-struct Coturn {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-    dir: PathBuf,
-}
-
-static NEXT_COTURN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-impl Coturn {
-    fn start(bin: &PathBuf, auth: &[&str]) -> Coturn {
-        let mut last_log = String::new();
-        for _attempt in 0..5 {
-            // A port free for UDP and TCP right now (coturn listens on both).
-            let port = {
-                let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-                let port = u.local_addr().unwrap().port();
-                if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-                    continue;
-                }
-                port
-            };
-            // Tests in this binary run in parallel: each coturn gets its
-            // own relay port block.
-            let n = NEXT_COTURN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u16;
-            let relay_min = 20_000 + (std::process::id() as u16 % 200) * 200 + (n % 10) * 20;
-            let dir = std::env::temp_dir()
-                .join(format!("ice-probe-coturn-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let (p, lo, hi) = (
-                port.to_string(),
-                relay_min.to_string(),
-                (relay_min + 19).to_string(),
-            );
-            let pid = dir.join("turnserver.pid");
-            let db = dir.join("turndb");
-            let mut args = vec![
-                "-n",
-                "--listening-ip",
-                "127.0.0.1",
-                "--listening-port",
-                &p,
-                "--relay-ip",
-                "127.0.0.1",
-                "--min-port",
-                &lo,
-                "--max-port",
-                &hi,
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--realm",
-                "example.org",
-                "--allow-loopback-peers",
-                "--log-file",
-                "stdout",
-                "--pidfile",
-                pid.to_str().unwrap(),
-                "--userdb",
-                db.to_str().unwrap(),
-            ];
-            args.extend_from_slice(auth);
-            let mut child = Command::new(bin)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start turnserver");
-            let log = Arc::new(Mutex::new(String::new()));
-            let out = child.stdout.take().unwrap();
-            let l2 = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let mut l = l2.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let c = Coturn {
-                child,
-                addr,
-                log,
-                dir,
-            };
-            // Ready when it answers a Binding request.
-            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let req = e2e::binding_request(false);
-            if e2e::exchange_retry(&sock, addr, &req, 50, Duration::from_millis(100)).is_some() {
-                return c;
-            }
-            last_log = c.log();
-        }
-        panic!("coturn did not start; last log:\n{last_log}");
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-const LT_CRED: [&str; 3] = ["--lt-cred-mech", "--user", "alice:secret"];
+#[path = "support/coturn.rs"]
+mod coturn;
+use coturn::{need_coturn, Coturn};
 
 #[test]
 fn turn_allocation_with_the_right_credentials() {
     let Some(bin) = need_coturn("turn_allocation_with_the_right_credentials") else {
         return;
     };
-    let t = Coturn::start(&bin, &LT_CRED);
+    let t = Coturn::start(&bin);
     let url = format!("turn:{}", t.addr);
     let (r, v) = run_json(&[
         "--turn",
@@ -480,7 +343,7 @@ fn turn_wrong_password_is_reported_as_wrong_credentials() {
     let Some(bin) = need_coturn("turn_wrong_password_is_reported_as_wrong_credentials") else {
         return;
     };
-    let t = Coturn::start(&bin, &LT_CRED);
+    let t = Coturn::start(&bin);
     let url = format!("turn:{}?transport=udp", t.addr);
     let (r, v) = run_json(&[
         "--turn",
@@ -518,7 +381,7 @@ fn turn_rest_credentials_from_a_shared_secret() {
     let Some(bin) = need_coturn("turn_rest_credentials_from_a_shared_secret") else {
         return;
     };
-    let t = Coturn::start(
+    let t = Coturn::start_with(
         &bin,
         &["--use-auth-secret", "--static-auth-secret", "n0t-s0-s3cret"],
     );
@@ -545,7 +408,7 @@ fn turn_over_tcp_allocates_on_the_same_port() {
     let Some(bin) = need_coturn("turn_over_tcp_allocates_on_the_same_port") else {
         return;
     };
-    let t = Coturn::start(&bin, &LT_CRED);
+    let t = Coturn::start(&bin);
     let url = format!("turn:{}?transport=tcp", t.addr);
     let (r, v) = run_json(&[
         "--turn",
