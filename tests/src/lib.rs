@@ -791,8 +791,25 @@ impl Drop for TempFile {
 }
 
 // ---------------------------------------------------------------------------
-// Workspace binaries
+// Workspace binaries and tools
 // ---------------------------------------------------------------------------
+
+/// `name` in a directory of `PATH`, if there is one.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Prints `text` to stdout (seen with `--nocapture`) and straight to the
+/// process's stderr, which the test harness does not capture, so tables
+/// and skips show in CI logs even when the test passes.
+pub fn print_uncaptured(text: &str) {
+    println!("{text}");
+    let _ = writeln!(io::stderr(), "{text}");
+}
 
 /// Path of a workspace binary (`stun-server`, `ice-probe`) built in the
 /// same profile as the running test, for tests of one package that start

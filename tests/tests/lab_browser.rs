@@ -19,7 +19,6 @@
 //! Skips (and says so) when the machine cannot run labs or has no
 //! Chromium, unless ICE_LAB_REQUIRED=1.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -464,12 +463,8 @@ fn unique_room(tag: &str) -> String {
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
-/// Prints `lines` to stdout (seen with --nocapture) and straight to
-/// stderr, which the test harness does not capture, so CI logs show them.
 fn print_both(lines: &[String]) {
-    let text = lines.join("\n");
-    println!("{text}");
-    let _ = writeln!(std::io::stderr(), "{text}");
+    e2e::print_uncaptured(&lines.join("\n"));
 }
 
 /// Chromium behind a port-preserving (port-restricted-cone) NAT and one

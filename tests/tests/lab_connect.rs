@@ -20,7 +20,6 @@
 //! ICE_PROBE_REQUIRE_COTURN=1 (CI), a loud skip of the TURN half elsewhere.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -300,11 +299,6 @@ fn cell(o: &Outcome) -> String {
     }
 }
 
-fn print_both(text: &str) {
-    println!("{text}");
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
 fn table(title: &str, labs: &[Lab], outcomes: &[Outcome], column: Column) -> String {
     let names: Vec<&str> = B::ALL.iter().map(|b| b.as_str()).collect();
     let short = |s: &str| {
@@ -339,18 +333,14 @@ fn table(title: &str, labs: &[Lab], outcomes: &[Outcome], column: Column) -> Str
 }
 
 fn turnserver() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("turnserver"))
-            .find(|p| p.is_file())
-    });
+    let found = e2e::find_on_path("turnserver");
     if found.is_none() {
         let why =
             "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";
         if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
             panic!("{why} (and ICE_PROBE_REQUIRE_COTURN=1)");
         }
-        print_both(&format!("SKIPPED the TURN half of the matrix ({why})"));
+        e2e::print_uncaptured(&format!("SKIPPED the TURN half of the matrix ({why})"));
     }
     found
 }
@@ -442,14 +432,14 @@ fn connect_matrix_through_real_nats() {
     let outcomes = outcomes.into_inner().unwrap();
     assert_eq!(outcomes.len(), total);
 
-    print_both(&table(
+    e2e::print_uncaptured(&table(
         "ice-probe connect through the lab, STUN only (cell: A's selected local/remote candidate types, or fail(exit code); ! = unexpected)",
         &labs,
         &outcomes,
         Column::Direct,
     ));
     if turn_bin.is_some() {
-        print_both(&table(
+        e2e::print_uncaptured(&table(
             "ice-probe connect through the lab, coturn --relay-only",
             &labs,
             &outcomes,
@@ -457,7 +447,7 @@ fn connect_matrix_through_real_nats() {
         ));
     }
     let slowest = outcomes.iter().map(|o| o.took).max().unwrap_or_default();
-    print_both(&format!(
+    e2e::print_uncaptured(&format!(
         "{total} connects in {} labs, {PARALLEL} at a time: {:.1} s (slowest connect {:.1} s)",
         labs.len(),
         t0.elapsed().as_secs_f64(),

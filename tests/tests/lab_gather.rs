@@ -7,27 +7,11 @@
 //! Skips (and says so) when the machine cannot run labs, unless
 //! ICE_LAB_REQUIRED=1.
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use e2e::lab::{
     Lab, NatBehaviour as B, NatSpec, STUN_PRIMARY, TURN_ADDR, TURN_PASSWORD, TURN_USER,
 };
 use e2e::workspace_bin;
 use serde_json::Value;
-
-fn print_both(text: &str) {
-    println!("{text}");
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
-fn on_path(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(tool))
-            .find(|p| p.is_file())
-    })
-}
 
 /// The public port conntrack in router `i` gave the UDP flow from the
 /// host's `port` to the STUN server: the reply tuple's destination port.
@@ -76,13 +60,13 @@ fn gather_reports_the_nat_mapping_as_srflx() {
         B::AddressDependent,
         B::Symmetric,
     ];
-    if on_path("conntrack").is_none() {
+    if e2e::find_on_path("conntrack").is_none() {
         let why =
             "conntrack (Debian package conntrack) is not installed: scripts/test.sh installs it";
         if std::env::var("ICE_LAB_REQUIRED").is_ok_and(|v| v == "1") {
             panic!("{why} (and ICE_LAB_REQUIRED=1)");
         }
-        print_both(&format!("SKIPPED ({why})"));
+        e2e::print_uncaptured(&format!("SKIPPED ({why})"));
         return;
     }
     let mut b = Lab::builder();
@@ -94,12 +78,13 @@ fn gather_reports_the_nat_mapping_as_srflx() {
     };
     let stun_bin = workspace_bin("stun-server");
     let server = lab.start_stun_server(&stun_bin, &[]);
-    let turn = on_path("turnserver").map(|bin| lab.start_turn_server(&bin).expect("coturn"));
+    let turn =
+        e2e::find_on_path("turnserver").map(|bin| lab.start_turn_server(&bin).expect("coturn"));
     if turn.is_none() {
         if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
             panic!("turnserver (coturn) is not installed (and ICE_PROBE_REQUIRE_COTURN=1)");
         }
-        print_both("SKIPPED the relay part (turnserver (coturn) is not installed)");
+        e2e::print_uncaptured("SKIPPED the relay part (turnserver (coturn) is not installed)");
     }
 
     let mut lines = vec![format!(
@@ -216,7 +201,7 @@ fn gather_reports_the_nat_mapping_as_srflx() {
             relay_text
         ));
     }
-    print_both(&lines.join("\n"));
+    e2e::print_uncaptured(&lines.join("\n"));
     drop(turn);
     drop(server);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

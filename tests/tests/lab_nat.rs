@@ -4,7 +4,6 @@
 //! must report what the NAT was built to do. Skips (and says so) when the
 //! machine cannot run labs, unless ICE_LAB_REQUIRED=1.
 
-use std::io::Write;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -131,12 +130,8 @@ fn show(v: &Value) -> String {
     }
 }
 
-/// Prints `lines` to stdout (seen with --nocapture) and straight to
-/// stderr, which the test harness does not capture, so CI logs show them.
 fn print_both(lines: &[String]) {
-    let text = lines.join("\n");
-    println!("{text}");
-    let _ = writeln!(std::io::stderr(), "{text}");
+    e2e::print_uncaptured(&lines.join("\n"));
 }
 
 /// One lab per group of up to 3 NATs, each with its own server; built and

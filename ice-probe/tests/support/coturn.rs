@@ -22,18 +22,10 @@ pub const PASSWORD: &str = "secret";
 /// coturn's flags for that credential.
 pub const LT_CRED: [&str; 3] = ["--lt-cred-mech", "--user", "alice:secret"];
 
-fn turnserver_path() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("turnserver"))
-            .find(|p| p.is_file())
-    })
-}
-
 /// The coturn binary, or None after saying loudly why the test is skipped
 /// (a failure instead when ICE_PROBE_REQUIRE_COTURN=1).
 pub fn need_coturn(test: &str) -> Option<PathBuf> {
-    if let Some(p) = turnserver_path() {
+    if let Some(p) = e2e::find_on_path("turnserver") {
         return Some(p);
     }
     let why = "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";

@@ -274,14 +274,7 @@ fn find_binary(name: &str, given: Option<&Path>) -> Result<PathBuf, Failure> {
         .ok()
         .and_then(|e| e.parent().map(|d| d.join(name)))
         .filter(|p| p.is_file());
-    let on_path = || {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    };
-    beside.or_else(on_path).ok_or_else(|| {
+    beside.or_else(|| e2e::find_on_path(name)).ok_or_else(|| {
         (
             1,
             format!("cannot find {name} beside this binary or on PATH (cargo build -p {name}, or give its path)"),
