@@ -432,6 +432,8 @@ async fn nat_matrix_with_turn() {
 /// while the WAN still forwards. Fixing it takes webrtc-util (release the
 /// `VNetInternal` lock before `VNetInternal::write` locks the router, or
 /// the `router_internal` lock before a router delivers to a NIC).
+/// The same setup on the real network stack passes: see
+/// `stun_and_turn_urls_of_one_server` in tests/tests/lab_connect.rs.
 /// Run: `PAIRS=1 cargo test -p ice-probe --test vnet_matrix -- --ignored
 /// --nocapture`.
 #[tokio::test(flavor = "current_thread")]
