@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(iproute2 procps coturn nftables conntrack chromium chromium-driver)
+PACKAGES=(iproute2 procps coturn nftables conntrack chromium chromium-driver python3-aioice)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -3,11 +3,11 @@
 //! pipes, and our stun-server's rendezvous.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{workspace_bin, ServerProcess};
+use e2e::{workspace_bin, ServerProcess, TempDir};
 use serde_json::Value;
 
 #[path = "support/coturn.rs"]
@@ -102,29 +102,6 @@ fn wait_for(what: &str, limit: Duration, ready: impl Fn() -> bool) {
 fn json(r: &Run) -> Value {
     serde_json::from_str(&r.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "ice-probe-connect-{tag}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn check_connected(v: &Value, what: &str) {
@@ -422,7 +399,7 @@ fn connect_to_file(remote: &Path, timeout: &str, d: &TempDir) -> Run {
 #[test]
 fn a_peer_that_sends_garbage_is_bad_input_exit_2() {
     let d = TempDir::new("garbage");
-    let remote = d.0.join("peer.json");
+    let remote = d.path().join("peer.json");
     std::fs::write(&remote, "hello, this is not JSON\n").unwrap();
     let r = connect_to_file(&remote, "5s", &d);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -451,7 +428,7 @@ fn a_peer_that_sends_garbage_is_bad_input_exit_2() {
 #[test]
 fn a_remote_file_that_never_appears_is_exit_3_at_the_deadline() {
     let d = TempDir::new("never");
-    let r = connect_to_file(&d.0.join("never.json"), "1s", &d);
+    let r = connect_to_file(&d.path().join("never.json"), "1s", &d);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("signaling timed out"), "{}", r.stderr);
     assert!(r.took >= Duration::from_millis(900), "took {:?}", r.took);
@@ -566,7 +543,7 @@ fn unreachable_peer_candidates_fail_at_checking_with_exit_1_at_the_deadline() {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap().port()
     };
-    let remote = d.0.join("peer.json");
+    let remote = d.path().join("peer.json");
     std::fs::write(
         &remote,
         format!(

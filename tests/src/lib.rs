@@ -760,6 +760,40 @@ pub fn exchange_retry(
 // Temporary files
 // ---------------------------------------------------------------------------
 
+/// A fresh directory in the system temp directory, removed (with what is
+/// in it) on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `<tmp>/e2e-<tag>-<pid>-<n>`, created empty.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "e2e-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The path of `name` in this directory, as a string (for arguments).
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A file in the system temp directory, removed on drop.
 pub struct TempFile {
     path: PathBuf,
