@@ -3,7 +3,7 @@
 //!
 //! coturn (`turnserver`, Debian package coturn) is optional locally: its
 //! tests say loudly that they are skipped when it is missing. With
-//! ICE_PROBE_REQUIRE_COTURN=1 (CI) a missing coturn is a failure.
+//! ICE_PROBE_REQUIRE_COTURN=1 (scripts/test.sh as root, CI) a missing coturn is a failure.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;

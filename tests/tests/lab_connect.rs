@@ -17,7 +17,7 @@
 //!
 //! Skips (and says so) when the machine cannot run labs, unless
 //! ICE_LAB_REQUIRED=1; a missing coturn is a failure under
-//! ICE_PROBE_REQUIRE_COTURN=1 (CI), a loud skip of the TURN half elsewhere.
+//! ICE_PROBE_REQUIRE_COTURN=1 (scripts/test.sh as root, CI), a loud skip of the TURN half elsewhere.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;

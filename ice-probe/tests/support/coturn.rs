@@ -2,7 +2,7 @@
 //! the TURN tests of `gather` and `connect`.
 //!
 //! Optional locally: a test says loudly that it is skipped when coturn is
-//! missing. With ICE_PROBE_REQUIRE_COTURN=1 (CI) a missing coturn is a
+//! missing. With ICE_PROBE_REQUIRE_COTURN=1 (scripts/test.sh as root, CI) a missing coturn is a
 //! failure.
 
 // Each test binary that includes this uses part of it.
