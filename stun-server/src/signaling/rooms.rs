@@ -214,13 +214,20 @@ impl Room {
         self.slots.iter().all(|s| s.peer.is_none())
     }
 
-    fn find(&self, peer: &str) -> Option<Role> {
-        [Role::Offer, Role::Answer].into_iter().find(|r| {
-            self.slots[r.index()]
-                .peer
-                .as_ref()
-                .is_some_and(|p| p.id == peer)
-        })
+    /// The slot `peer` holds in this room (`room` names it in the error).
+    fn role_of(&self, room: &str, peer: &str) -> Result<Role, SignalError> {
+        [Role::Offer, Role::Answer]
+            .into_iter()
+            .find(|r| {
+                self.slots[r.index()]
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| p.id == peer)
+            })
+            .ok_or_else(|| SignalError::UnknownPeer {
+                room: room.to_string(),
+                peer: peer.to_string(),
+            })
     }
 }
 
@@ -406,10 +413,7 @@ impl Rooms {
         }
         let total = self.total_queued_bytes;
         let r = self.room_mut(room)?;
-        let role = r.find(peer).ok_or_else(|| SignalError::UnknownPeer {
-            room: room.to_string(),
-            peer: peer.to_string(),
-        })?;
+        let role = r.role_of(room, peer)?;
         let to = &mut r.slots[role.other().index()];
         if to.queue.len() >= MAX_QUEUED_MESSAGES
             || to.queued_bytes + message.len() > MAX_QUEUED_BYTES
@@ -437,10 +441,7 @@ impl Rooms {
         now: Instant,
     ) -> Result<Vec<String>, SignalError> {
         let r = self.room_mut(room)?;
-        let role = r.find(peer).ok_or_else(|| SignalError::UnknownPeer {
-            room: room.to_string(),
-            peer: peer.to_string(),
-        })?;
+        let role = r.role_of(room, peer)?;
         let slot = &mut r.slots[role.index()];
         if let Some(p) = &mut slot.peer {
             p.last_poll = now;
@@ -461,10 +462,7 @@ impl Rooms {
         now: Instant,
     ) -> Result<Vec<String>, SignalError> {
         let r = self.room_mut(room)?;
-        let role = r.find(peer).ok_or_else(|| SignalError::UnknownPeer {
-            room: room.to_string(),
-            peer: peer.to_string(),
-        })?;
+        let role = r.role_of(room, peer)?;
         r.last_activity = now;
         let wake = self.remove_peer(room, role, LeftReason::Left);
         Ok(wake.into_iter().collect())
