@@ -7,5 +7,6 @@ pub mod cli_error;
 pub mod connect_report;
 pub mod gather_report;
 pub mod nat_report;
+pub mod role;
 pub mod stun;
 pub mod uri;

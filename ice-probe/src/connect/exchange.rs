@@ -10,29 +10,7 @@
 use super::description::{BadMessage, SignalMessage};
 
 /// Who offers: the controlling agent (RFC 8445 6.1.1) nominates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Controlling.
-    Offer,
-    /// Controlled.
-    Answer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Offer => "offer",
-            Role::Answer => "answer",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "offer" => Some(Role::Offer),
-            "answer" => Some(Role::Answer),
-            _ => None,
-        }
-    }
-}
+pub use common::role::Role;
 
 /// Without signaling that assigns roles (files, pipes), both peers decide
 /// the same way: the lexicographically smaller ufrag offers.
@@ -44,15 +22,6 @@ pub fn elect(local_ufrag: &str, remote_ufrag: &str) -> Result<Role, BadMessage> 
             "the peer's ufrag equals ours: it is reading its own description (check --local/--remote)"
                 .into(),
         )),
-    }
-}
-
-impl Role {
-    pub fn opposite(self) -> Role {
-        match self {
-            Role::Offer => Role::Answer,
-            Role::Answer => Role::Offer,
-        }
     }
 }
 
@@ -70,10 +39,10 @@ pub fn decide(
             "both peers were told to {} (--role {} on both sides?): give one of them --role {}, or neither",
             a.as_str(),
             a.as_str(),
-            a.opposite().as_str()
+            a.other().as_str()
         ))),
         (Some(a), _) => Ok(a),
-        (None, Some(b)) => Ok(b.opposite()),
+        (None, Some(b)) => Ok(b.other()),
         (None, None) => elect(local_ufrag, remote_ufrag),
     }
 }

@@ -37,7 +37,7 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::sync::{watch, Notify};
 
-use super::rooms::{validate_message, Role, Rooms, SignalError, MAX_MESSAGE_BYTES};
+use super::rooms::{parse_role, validate_message, Rooms, SignalError, MAX_MESSAGE_BYTES};
 use crate::metrics::SignalingMetrics;
 
 /// Default long-poll wait.
@@ -314,7 +314,7 @@ async fn join(
                     "role {a:?} in the query and {b:?} in the body disagree"
                 )))
             }
-            (a, b) => a.or(b).map(|r| r.parse::<Role>()).transpose()?,
+            (a, b) => a.or(b).map(|r| parse_role(&r)).transpose()?,
         };
         let mut g = s.lock();
         let j = g.rooms.join(&room, want, Instant::now())?;

@@ -42,44 +42,19 @@ pub const PEER_POLL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Which side of the exchange a peer is: the first to arrive offers
 /// (ICE controlling), the second answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Offer,
-    Answer,
-}
+pub use common::role::Role;
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Offer => "offer",
-            Role::Answer => "answer",
-        }
-    }
-
-    pub fn other(self) -> Role {
-        match self {
-            Role::Offer => Role::Answer,
-            Role::Answer => Role::Offer,
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Role::Offer => 0,
-            Role::Answer => 1,
-        }
+/// The slot a role holds in a room.
+fn slot_of(role: Role) -> usize {
+    match role {
+        Role::Offer => 0,
+        Role::Answer => 1,
     }
 }
 
-impl std::str::FromStr for Role {
-    type Err = SignalError;
-    fn from_str(s: &str) -> Result<Self, SignalError> {
-        match s {
-            "offer" => Ok(Role::Offer),
-            "answer" => Ok(Role::Answer),
-            _ => Err(SignalError::BadRole(s.chars().take(32).collect())),
-        }
-    }
+/// `"offer"` or `"answer"` from a client, else 400 `bad_role`.
+pub fn parse_role(s: &str) -> Result<Role, SignalError> {
+    Role::parse(s).ok_or_else(|| SignalError::BadRole(s.chars().take(32).collect()))
 }
 
 /// Why a call was refused. Each maps to one HTTP status and one metrics
@@ -219,7 +194,7 @@ impl Room {
         [Role::Offer, Role::Answer]
             .into_iter()
             .find(|r| {
-                self.slots[r.index()]
+                self.slots[slot_of(*r)]
                     .peer
                     .as_ref()
                     .is_some_and(|p| p.id == peer)
@@ -350,7 +325,7 @@ impl Rooms {
             slots: Default::default(),
             last_activity: now,
         });
-        let free = |role: Role| r.slots[role.index()].peer.is_none();
+        let free = |role: Role| r.slots[slot_of(role)].peer.is_none();
         let role = match want {
             _ if !free(Role::Offer) && !free(Role::Answer) => {
                 return Err(SignalError::RoomFull(room.to_string()))
@@ -366,11 +341,11 @@ impl Rooms {
             None => Role::Answer,
         };
         r.last_activity = now;
-        r.slots[role.index()].peer = Some(Peer {
+        r.slots[slot_of(role)].peer = Some(Peer {
             id: id.clone(),
             last_poll: now,
         });
-        let other = &mut r.slots[role.other().index()];
+        let other = &mut r.slots[slot_of(role.other())];
         let mut wake = Vec::new();
         let peer_present = if let Some(p) = &other.peer {
             wake.push(p.id.clone());
@@ -414,7 +389,7 @@ impl Rooms {
         let total = self.total_queued_bytes;
         let r = self.room_mut(room)?;
         let role = r.role_of(room, peer)?;
-        let to = &mut r.slots[role.other().index()];
+        let to = &mut r.slots[slot_of(role.other())];
         if to.queue.len() >= MAX_QUEUED_MESSAGES
             || to.queued_bytes + message.len() > MAX_QUEUED_BYTES
         {
@@ -442,7 +417,7 @@ impl Rooms {
     ) -> Result<Vec<String>, SignalError> {
         let r = self.room_mut(room)?;
         let role = r.role_of(room, peer)?;
-        let slot = &mut r.slots[role.index()];
+        let slot = &mut r.slots[slot_of(role)];
         if let Some(p) = &mut slot.peer {
             p.last_poll = now;
         }
@@ -472,13 +447,13 @@ impl Rooms {
     /// and removes the room when nobody is left.
     fn remove_peer(&mut self, room: &str, role: Role, reason: LeftReason) -> Option<String> {
         let r = self.rooms.get_mut(room)?;
-        let slot = &mut r.slots[role.index()];
+        let slot = &mut r.slots[slot_of(role)];
         slot.peer = None;
         let freed = slot.queued_bytes;
         slot.queued_bytes = 0;
         slot.queue.clear();
         self.total_queued_bytes -= freed;
-        let other = &mut r.slots[role.other().index()];
+        let other = &mut r.slots[slot_of(role.other())];
         let wake = other.peer.as_ref().map(|p| p.id.clone());
         if wake.is_some() && other.queue.len() < MAX_QUEUED_MESSAGES {
             // The notice goes in even over the byte bound: it is small and
@@ -526,7 +501,7 @@ impl Rooms {
         let mut stale: Vec<(String, Role, String)> = Vec::new();
         for (name, r) in &self.rooms {
             for role in [Role::Offer, Role::Answer] {
-                if let Some(p) = &r.slots[role.index()].peer {
+                if let Some(p) = &r.slots[slot_of(role)].peer {
                     if now.saturating_duration_since(p.last_poll) >= PEER_POLL_TIMEOUT {
                         stale.push((name.clone(), role, p.id.clone()));
                     }
@@ -590,8 +565,8 @@ mod tests {
         assert!(err.to_string().contains("answer"), "{err}");
         let b = rs.join("x", None, t).unwrap();
         assert_eq!(b.role, Role::Offer);
-        assert_eq!("offer".parse::<Role>(), Ok(Role::Offer));
-        assert_eq!("boss".parse::<Role>().unwrap_err().label(), "bad_role");
+        assert_eq!(parse_role("offer"), Ok(Role::Offer));
+        assert_eq!(parse_role("boss").unwrap_err().label(), "bad_role");
     }
 
     #[test]
