@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use common::nat_report::{
     Fact, FamilyReport, FilteringBehaviour, LifetimeReport, MappingBehaviour, ServerResult,
 };
-use common::stun::change;
 
 use super::classify;
 use super::exchange::{Answer, Exchanges, Reply, Request, SockId, Transmit};
@@ -280,31 +279,43 @@ impl Discovery {
                     .iter()
                     .all(|&t| self.ex.done(t))
             {
-                let both = Request {
-                    change: change::IP | change::PORT,
-                    response_port: None,
-                };
-                let port = Request {
-                    change: change::PORT,
-                    response_port: None,
-                };
-                self.send(now, Test::CtlBoth, SOCK_MAPPING, None, p, both);
-                self.send(now, Test::CtlPort, SOCK_MAPPING, None, p, port);
+                self.send(
+                    now,
+                    Test::CtlBoth,
+                    SOCK_MAPPING,
+                    None,
+                    p,
+                    Request::CHANGE_IP_AND_PORT,
+                );
+                self.send(
+                    now,
+                    Test::CtlPort,
+                    SOCK_MAPPING,
+                    None,
+                    p,
+                    Request::CHANGE_PORT,
+                );
                 // The filtering socket starts only now, after the mapping
                 // tests, and it has sent nothing before.
                 self.send(now, Test::FBase, SOCK_FILTERING, None, p, Request::PLAIN);
             }
             if !self.ex.started(Test::FBoth) && self.success(Test::FBase).is_some() {
-                let both = Request {
-                    change: change::IP | change::PORT,
-                    response_port: None,
-                };
-                let port = Request {
-                    change: change::PORT,
-                    response_port: None,
-                };
-                self.send(now, Test::FBoth, SOCK_FILTERING, None, p, both);
-                self.send(now, Test::FPort, SOCK_FILTERING, None, p, port);
+                self.send(
+                    now,
+                    Test::FBoth,
+                    SOCK_FILTERING,
+                    None,
+                    p,
+                    Request::CHANGE_IP_AND_PORT,
+                );
+                self.send(
+                    now,
+                    Test::FPort,
+                    SOCK_FILTERING,
+                    None,
+                    p,
+                    Request::CHANGE_PORT,
+                );
             }
         }
         if !self.ex.started(Test::HairToMapping) {

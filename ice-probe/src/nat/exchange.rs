@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::stun::{attr, binding_request, Class, Message};
+use common::stun::{attr, binding_request, change, Class, Message};
 
 use crate::stun_client::{new_transaction_id, Outcome, Transaction};
 
@@ -91,6 +91,16 @@ pub struct Request {
 impl Request {
     pub const PLAIN: Request = Request {
         change: 0,
+        response_port: None,
+    };
+    /// CHANGE-REQUEST: answer from the other IP and the other port.
+    pub const CHANGE_IP_AND_PORT: Request = Request {
+        change: change::IP | change::PORT,
+        response_port: None,
+    };
+    /// CHANGE-REQUEST: answer from the other port.
+    pub const CHANGE_PORT: Request = Request {
+        change: change::PORT,
         response_port: None,
     };
 }
