@@ -307,9 +307,9 @@ fn turn_allocation_with_the_right_credentials() {
         "--turn",
         &url,
         "--username",
-        "alice",
+        coturn::USER,
         "--credential",
-        "secret",
+        coturn::PASSWORD,
     ]);
     assert_eq!(r.code, 0, "{v}\n{}\ncoturn:\n{}", r.stderr, t.log());
     let p = &v["probes"][0];
@@ -349,7 +349,7 @@ fn turn_wrong_password_is_reported_as_wrong_credentials() {
         "--turn",
         &url,
         "--username",
-        "alice",
+        coturn::USER,
         "--credential",
         "wrong",
     ]);
@@ -414,9 +414,9 @@ fn turn_over_tcp_allocates_on_the_same_port() {
         "--turn",
         &url,
         "--username",
-        "alice",
+        coturn::USER,
         "--credential",
-        "secret",
+        coturn::PASSWORD,
     ]);
     assert_eq!(r.code, 0, "{v}\n{}\ncoturn:\n{}", r.stderr, t.log());
     let p = &v["probes"][0];
@@ -432,7 +432,7 @@ fn turn_over_tcp_allocates_on_the_same_port() {
         "--turn",
         &url,
         "--username",
-        "alice",
+        coturn::USER,
         "--credential",
         "nope",
     ]);

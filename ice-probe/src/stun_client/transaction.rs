@@ -173,10 +173,9 @@ mod tests {
         )
     }
 
-    #[test]
-    fn retransmits_with_doubling_rto_until_deadline() {
-        let t0 = Instant::now();
-        let mut t = tx(t0, 1_000);
+    /// Drives `t` with nobody answering until it gives up: the send
+    /// times, milliseconds after `t0`.
+    fn run_silent(t: &mut Transaction, t0: Instant) -> Vec<u128> {
         let mut sends = vec![];
         let mut now = t0;
         while !t.is_done() {
@@ -186,6 +185,14 @@ mod tests {
             now = t.poll_timeout().unwrap_or(now);
             t.handle_timeout(now);
         }
+        sends
+    }
+
+    #[test]
+    fn retransmits_with_doubling_rto_until_deadline() {
+        let t0 = Instant::now();
+        let mut t = tx(t0, 1_000);
+        let sends = run_silent(&mut t, t0);
         assert_eq!(sends, vec![0, 100, 300, 700]);
         match t.outcome().unwrap() {
             Outcome::TimedOut { sends, waited } => {
@@ -201,15 +208,7 @@ mod tests {
         // Rc = 7 sends at 0, 1, 3, 7, 15, 31, 63 RTO; gives up 16 RTO later.
         let t0 = Instant::now();
         let mut t = tx(t0, 60_000);
-        let mut sends = vec![];
-        let mut now = t0;
-        while !t.is_done() {
-            if t.poll_transmit(now).is_some() {
-                sends.push(now.duration_since(t0).as_millis());
-            }
-            now = t.poll_timeout().unwrap_or(now);
-            t.handle_timeout(now);
-        }
+        let sends = run_silent(&mut t, t0);
         assert_eq!(sends, vec![0, 100, 300, 700, 1500, 3100, 6300]);
         assert!(
             matches!(t.outcome(), Some(Outcome::TimedOut { waited, .. }) if *waited == Duration::from_millis(7900))
