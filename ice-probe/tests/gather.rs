@@ -294,14 +294,14 @@ fn tls_urls_are_not_supported_and_a_closed_tcp_port_is_unreachable() {
 
 #[path = "support/coturn.rs"]
 mod coturn;
-use coturn::{need_coturn, Coturn};
+use coturn::need_coturn;
 
 #[test]
 fn turn_allocation_with_the_right_credentials() {
     let Some(bin) = need_coturn("turn_allocation_with_the_right_credentials") else {
         return;
     };
-    let t = Coturn::start(&bin);
+    let t = coturn::start(&bin);
     let url = format!("turn:{}", t.addr);
     let (r, v) = run_json(&[
         "--turn",
@@ -343,7 +343,7 @@ fn turn_wrong_password_is_reported_as_wrong_credentials() {
     let Some(bin) = need_coturn("turn_wrong_password_is_reported_as_wrong_credentials") else {
         return;
     };
-    let t = Coturn::start(&bin);
+    let t = coturn::start(&bin);
     let url = format!("turn:{}?transport=udp", t.addr);
     let (r, v) = run_json(&[
         "--turn",
@@ -381,7 +381,7 @@ fn turn_rest_credentials_from_a_shared_secret() {
     let Some(bin) = need_coturn("turn_rest_credentials_from_a_shared_secret") else {
         return;
     };
-    let t = Coturn::start_with(
+    let t = coturn::start_with(
         &bin,
         &["--use-auth-secret", "--static-auth-secret", "n0t-s0-s3cret"],
     );
@@ -408,7 +408,7 @@ fn turn_over_tcp_allocates_on_the_same_port() {
     let Some(bin) = need_coturn("turn_over_tcp_allocates_on_the_same_port") else {
         return;
     };
-    let t = Coturn::start(&bin);
+    let t = coturn::start(&bin);
     let url = format!("turn:{}?transport=tcp", t.addr);
     let (r, v) = run_json(&[
         "--turn",

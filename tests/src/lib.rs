@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::stun::{MessageWriter, BINDING_REQUEST};
 
 pub mod browser;
+pub mod coturn;
 pub mod lab;
 
 /// How long a server may take to log that it is serving.

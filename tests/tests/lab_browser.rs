@@ -770,13 +770,9 @@ fn browsers_behind_udp_blocked_nats_connect_through_turn_over_tcp() {
     let Some(version) = chromium_or_skip() else {
         return;
     };
-    let Some(turn_bin) = e2e::find_on_path("turnserver") else {
-        let why =
-            "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";
-        if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
-            panic!("{why} (and ICE_PROBE_REQUIRE_COTURN=1)");
-        }
-        e2e::print_uncaptured(&format!("SKIPPED ({why})"));
+    let Some(turn_bin) = e2e::coturn::turnserver_or_skip(
+        "browsers_behind_udp_blocked_nats_connect_through_turn_over_tcp",
+    ) else {
         return;
     };
     let Some(lab) = Lab::builder()

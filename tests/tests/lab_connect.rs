@@ -21,13 +21,13 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use e2e::lab::{
-    Lab, NatBehaviour as B, NatSpec, TurnServer, STUN_PRIMARY, TURN_ADDR, TURN_PASSWORD, TURN_USER,
+    Lab, NatBehaviour as B, NatSpec, STUN_PRIMARY, TURN_ADDR, TURN_PASSWORD, TURN_USER,
 };
 use e2e::{workspace_bin, ServerProcess};
 use serde_json::Value;
@@ -350,19 +350,6 @@ fn table(title: &str, labs: &[Lab], outcomes: &[Outcome], column: Column) -> Str
     s
 }
 
-fn turnserver() -> Option<PathBuf> {
-    let found = e2e::find_on_path("turnserver");
-    if found.is_none() {
-        let why =
-            "turnserver (Debian package coturn) is not installed: scripts/test.sh installs it";
-        if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
-            panic!("{why} (and ICE_PROBE_REQUIRE_COTURN=1)");
-        }
-        e2e::print_uncaptured(&format!("SKIPPED the TURN half of the matrix ({why})"));
-    }
-    found
-}
-
 /// Three labs cover all 36 pairs: one with every behaviour (28 pairs of
 /// different behaviours) and two with each behaviour twice (the 8 pairs
 /// of equal ones). Each lab has its own stun-server and coturn; the
@@ -378,7 +365,7 @@ fn connect_matrix_through_real_nats() {
     ];
     let stun_bin = workspace_bin("stun-server");
     workspace_bin("ice-probe");
-    let turn_bin = turnserver();
+    let turn_bin = e2e::coturn::turnserver_or_skip("the TURN half of the connect matrix");
 
     let mut labs = Vec::new();
     for layout in &layouts {
@@ -395,7 +382,7 @@ fn connect_matrix_through_real_nats() {
         .iter()
         .map(|lab| lab.start_stun_server(&stun_bin, &["--http", SIGNAL]))
         .collect();
-    let turns: Vec<TurnServer> = match &turn_bin {
+    let turns: Vec<e2e::coturn::Coturn> = match &turn_bin {
         Some(bin) => labs
             .iter()
             .map(|lab| {
@@ -519,7 +506,7 @@ fn connect_matrix_through_real_nats() {
 /// ice-probe/tests/vnet_matrix.rs); the real network stack must not.
 #[test]
 fn stun_and_turn_urls_of_one_server() {
-    let Some(turn_bin) = turnserver() else {
+    let Some(turn_bin) = e2e::coturn::turnserver_or_skip("stun_and_turn_urls_of_one_server") else {
         return;
     };
     let n = NatSpec::new;

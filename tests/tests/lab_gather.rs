@@ -78,14 +78,8 @@ fn gather_reports_the_nat_mapping_as_srflx() {
     };
     let stun_bin = workspace_bin("stun-server");
     let server = lab.start_stun_server(&stun_bin, &[]);
-    let turn =
-        e2e::find_on_path("turnserver").map(|bin| lab.start_turn_server(&bin).expect("coturn"));
-    if turn.is_none() {
-        if std::env::var("ICE_PROBE_REQUIRE_COTURN").is_ok_and(|v| v == "1") {
-            panic!("turnserver (coturn) is not installed (and ICE_PROBE_REQUIRE_COTURN=1)");
-        }
-        e2e::print_uncaptured("SKIPPED the relay part (turnserver (coturn) is not installed)");
-    }
+    let turn = e2e::coturn::turnserver_or_skip("the relay part of lab_gather")
+        .map(|bin| lab.start_turn_server(&bin).expect("coturn"));
 
     let mut lines = vec![format!(
         "{:<22} {:<26} {:<22} {:<22} {:<18}",

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use e2e::lab::{
-    coturn_command, named_labs, remove_named, Lab, LabBuilder, LabError, NatSpec, MAX_NATS,
+    named_labs, remove_named, turn_spec, Lab, LabBuilder, LabError, NatSpec, MAX_NATS,
     NAMED_PREFIX, STUN_ALTERNATE, STUN_PRIMARY, TURN_ADDR, TURN_PASSWORD, TURN_USER,
 };
 
@@ -317,8 +317,12 @@ fn start_servers(lab: &Lab, setup: &Setup, log_dir: &Path) -> Result<Servers, Fa
         let bin = find_binary("turnserver", None)
             .map_err(|(c, m)| (c, format!("{m}; apt-get install coturn")))?;
         let log = file("coturn.log")?;
-        coturn_command(lab.server(), &bin, &log_dir.join("coturn"))
-            .map_err(|e| (1, e))?
+        let dir = log_dir.join("coturn");
+        std::fs::create_dir_all(&dir).map_err(|e| (1, format!("{}: {e}", dir.display())))?;
+        // Detached, unlike the tests' Coturn: its log goes to a file.
+        lab.server()
+            .command(&bin)
+            .args(turn_spec().args(&dir))
             .args(["--log-file", "stdout"])
             .stdin(Stdio::null())
             .stdout(log)

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use plan::{SERVER_ALTERNATE, SERVER_PRIMARY};
 pub use spec::{LabSpec, NatBehaviour, NatSpec, MAX_NATS};
-pub use turn::{coturn_command, TurnServer, TURN_ADDR, TURN_PASSWORD, TURN_USER};
+pub use turn::{turn_spec, TURN_ADDR, TURN_PASSWORD, TURN_USER};
 
 use crate::{ServerProcess, StartOptions};
 
@@ -371,8 +371,8 @@ impl Lab {
     /// namespace on [`TURN_ADDR`] with the long-term credentials
     /// [`TURN_USER`] / [`TURN_PASSWORD`]; ready when it answers a Binding
     /// request from inside the lab.
-    pub fn start_turn_server(&self, bin: &Path) -> Result<TurnServer, String> {
-        TurnServer::start(&self.server, bin)
+    pub fn start_turn_server(&self, bin: &Path) -> Result<crate::coturn::Coturn, String> {
+        turn::start(&self.server, bin)
     }
 }
 
