@@ -2,7 +2,7 @@
 //! only (`--include-loopback --interface lo`), signaling through files,
 //! pipes, and our stun-server's rendezvous.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,36 +56,19 @@ fn run(args: &[&str]) -> Run {
 /// Like `finish`, but a child still running `limit` after `t` is killed
 /// and the test fails with what it printed: the hang these tests guard
 /// against must not hang the suite.
-fn finish_within(mut child: Child, t: Instant, limit: Duration) -> Run {
-    let drain = |mut from: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = from.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait ice-probe") {
-            break Some(s);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+fn finish_within(child: Child, t: Instant, limit: Duration) -> Run {
+    let c = e2e::collect_until(child, t + limit);
     let took = t.elapsed();
-    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
-    let Some(status) = status else {
-        panic!("ice-probe still running {limit:?} after the start, killed\nstdout: {stdout}\nstderr: {stderr}");
-    };
+    if c.status.is_none() {
+        panic!(
+            "ice-probe still running {limit:?} after the start, killed\nstdout: {}\nstderr: {}",
+            c.stdout, c.stderr
+        );
+    }
     Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
+        code: c.code(),
+        stdout: c.stdout,
+        stderr: c.stderr,
         took,
     }
 }

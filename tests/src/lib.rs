@@ -825,6 +825,54 @@ impl Drop for TempFile {
     }
 }
 
+/// What a child printed and how it ended, from [`collect_until`].
+pub struct Collected {
+    /// `None`: still running at the deadline, so it was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Collected {
+    /// The exit code; -1 when killed (at the deadline or by a signal).
+    pub fn code(&self) -> i32 {
+        self.status.and_then(|s| s.code()).unwrap_or(-1)
+    }
+}
+
+/// Waits for `child` (stdout and stderr piped) until `deadline`, reading
+/// both pipes meanwhile so a child that prints a lot cannot block on them;
+/// a child still running at the deadline is killed.
+pub fn collect_until(mut child: Child, deadline: Instant) -> Collected {
+    let drain = |from: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut from) = from {
+                let _ = from.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Collected {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Workspace binaries and tools
 // ---------------------------------------------------------------------------

@@ -141,23 +141,12 @@ fn start_connect(lab: &Lab, site: usize, room: &str, servers: &[String]) -> Chil
 }
 
 /// Waits for `child` at most until `until`, killing it then; its result.
-fn finish(mut child: Child, until: Instant) -> Side {
-    loop {
-        match child.try_wait().expect("wait") {
-            Some(_) => break,
-            None if Instant::now() >= until => {
-                let _ = child.kill();
-                break;
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let out = child.wait_with_output().expect("collect output");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+fn finish(child: Child, until: Instant) -> Side {
+    let c = e2e::collect_until(child, until);
     Side {
-        code: out.status.code().unwrap_or(-1),
-        report: serde_json::from_str(&text).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: c.code(),
+        report: serde_json::from_str(&c.stdout).unwrap_or(Value::Null),
+        stderr: c.stderr,
     }
 }
 

@@ -10,7 +10,7 @@
 //! unless ICE_LAB_REQUIRED=1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::lab::{Lab, NatBehaviour as B, NatSpec, STUN_PRIMARY};
@@ -39,18 +39,6 @@ fn aioice_or_skip() -> bool {
         e2e::print_uncaptured(&format!("SKIPPED ({why})"));
     }
     ok
-}
-
-/// Waits for `child` at most until `until` (killing it then).
-fn finish(mut child: Child, until: Instant) -> Output {
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
 }
 
 #[test]
@@ -98,9 +86,13 @@ fn connect_to_aioice_in_both_roles() {
             .spawn()
             .expect("start ice-probe");
         let until = t0 + Duration::from_secs(25);
-        let (probe, peer) = (finish(probe, until), finish(peer, until));
-        let r: Value = serde_json::from_slice(&probe.stdout).unwrap_or(Value::Null);
-        let theirs: Value = String::from_utf8_lossy(&peer.stdout)
+        let (probe, peer) = (
+            e2e::collect_until(probe, until),
+            e2e::collect_until(peer, until),
+        );
+        let r: Value = serde_json::from_str(&probe.stdout).unwrap_or(Value::Null);
+        let theirs: Value = peer
+            .stdout
             .lines()
             .last()
             .and_then(|l| serde_json::from_str(l).ok())
@@ -108,7 +100,7 @@ fn connect_to_aioice_in_both_roles() {
         let p = &r["selected_pair"];
         lines.push(format!(
             "aioice {aioice_role:<6} ice-probe {probe_role:<6}: exit {:?}, connected {}, pair {} {}:{} -> {} {}:{}, channel {} ({}); aioice says {theirs}",
-            probe.status.code(),
+            probe.code(),
             r["connected"],
             p["local"]["type"],
             p["local"]["address"],
@@ -120,7 +112,7 @@ fn connect_to_aioice_in_both_roles() {
             r["channel"]["reason"],
         ));
         let mut problems = Vec::new();
-        if probe.status.code() != Some(0) || r["connected"] != true {
+        if probe.code() != 0 || r["connected"] != true {
             problems.push("ice-probe did not connect with exit 0".to_string());
         }
         if p["remote"]["address"] != aioice_public.as_str() {
@@ -143,9 +135,9 @@ fn connect_to_aioice_in_both_roles() {
             wrong.push(format!(
                 "aioice {aioice_role}: {}\nice-probe: {r:#}\nice-probe stderr: {}\naioice stdout: {}\naioice stderr: {}",
                 problems.join("; "),
-                String::from_utf8_lossy(&probe.stderr),
-                String::from_utf8_lossy(&peer.stdout),
-                String::from_utf8_lossy(&peer.stderr)
+                probe.stderr,
+                peer.stdout,
+                peer.stderr
             ));
         }
     }
