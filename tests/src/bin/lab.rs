@@ -111,10 +111,17 @@ struct Setup {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        // `lab` alone: the help, as a usage error.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(2);
+        }
+        // One line, like stun-server's and ice-probe's usage errors.
+        Err(e) => {
+            let line = common::cli_error::one_line(&e.render().to_string());
+            eprintln!("lab: {line} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
