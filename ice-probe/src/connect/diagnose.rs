@@ -25,6 +25,9 @@ pub struct Facts<'a> {
     pub relay_only: bool,
     /// The agent reported `failed` (all checks ended) before our bound.
     pub agent_failed: bool,
+    /// What the signaling transport knows about a description that never
+    /// came (the rendezvous: whether anybody joined the room).
+    pub no_description_why: Option<&'a str>,
 }
 
 /// Counts pairs by the state they ended in.
@@ -85,9 +88,14 @@ pub fn diagnose(f: &Facts) -> Option<(FailedStage, String)> {
     if !f.remote_description {
         return Some((
             FailedStage::Signaling,
-            "the peer's description never arrived within --timeout (is the other side running, \
-             reading the same room/file?)"
-                .into(),
+            f.no_description_why.map_or_else(
+                || {
+                    "the peer's description never arrived within --timeout (is the other side \
+                     running, reading the same room/file?)"
+                        .into()
+                },
+                str::to_string,
+            ),
         ));
     }
     if f.remote.is_empty() {
@@ -337,6 +345,23 @@ mod tests {
         let why = diagnose(&f).unwrap().1;
         assert!(!why.contains("no srflx"), "{why}");
         assert!(why.contains("even relay candidates failed"), "{why}");
+    }
+
+    #[test]
+    fn the_transport_explains_a_missing_description() {
+        let l = [cand("host", "10.0.0.1")];
+        let f = Facts {
+            local: &l,
+            no_description_why: Some("no peer joined room \"r\""),
+            ..Facts::default()
+        };
+        assert_eq!(
+            diagnose(&f).unwrap(),
+            (
+                FailedStage::Signaling,
+                "no peer joined room \"r\"".to_string()
+            )
+        );
     }
 
     #[test]

@@ -269,15 +269,9 @@ fn build(
         turn_given: !opts.turn.is_empty(),
         relay_only: opts.relay_only,
         agent_failed: o.agent_failed,
+        no_description_why: no_description_why.as_deref(),
     };
-    let mut diagnosis = diagnose::diagnose(&facts);
-    if let (Some((common::connect_report::FailedStage::Signaling, why)), Some(w)) =
-        (&mut diagnosis, no_description_why)
-    {
-        if !o.remote_description {
-            *why = w;
-        }
-    }
+    let diagnosis = diagnose::diagnose(&facts);
     let assertions = diagnose::assertions(&opts.requirements, o.selected.as_ref(), &channel);
     let asserted = assertions.iter().all(|a| a.passed == Some(true));
     let passed = o.connected && asserted;
