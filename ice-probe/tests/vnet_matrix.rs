@@ -278,6 +278,17 @@ fn describe(o: &PeerOutcome) -> String {
     }
 }
 
+/// Both agents negotiate over an in-process signaling link.
+async fn negotiate(a_cfg: PeerConfig, b_cfg: PeerConfig) -> (PeerOutcome, PeerOutcome) {
+    let a_agent = peer::new_agent(&a_cfg).await.expect("agent a");
+    let b_agent = peer::new_agent(&b_cfg).await.expect("agent b");
+    let (a_link, b_link) = link::pair();
+    tokio::join!(
+        peer::run(a_cfg, a_agent, a_link),
+        peer::run(b_cfg, b_agent, b_link)
+    )
+}
+
 async fn run_case(nats: [Nat; 2], with_turn: bool, stun_too: bool) -> CaseResult {
     let expect_connect = with_turn || direct_possible(nats[0], nats[1]);
     let topo = topology(nats).await;
@@ -298,14 +309,7 @@ async fn run_case(nats: [Nat; 2], with_turn: bool, stun_too: bool) -> CaseResult
         deadline,
         vnet: Some(Arc::clone(net)),
     };
-    let (a_cfg, b_cfg) = (cfg(&topo.nets[0]), cfg(&topo.nets[1]));
-    let a_agent = peer::new_agent(&a_cfg).await.expect("agent a");
-    let b_agent = peer::new_agent(&b_cfg).await.expect("agent b");
-    let (a_link, b_link) = link::pair();
-    let (a, b) = tokio::join!(
-        peer::run(a_cfg, a_agent, a_link),
-        peer::run(b_cfg, b_agent, b_link)
-    );
+    let (a, b) = negotiate(cfg(&topo.nets[0]), cfg(&topo.nets[1])).await;
     let elapsed = start.elapsed();
     if std::env::var("PAIRS").is_ok() {
         for (side, o) in [("A", &a), ("B", &b)] {
@@ -599,14 +603,7 @@ async fn measure_across(impairment: Impairment) -> [ChannelOutcome; 2] {
         deadline: start + CONNECT_DEADLINE,
         vnet: Some(Arc::clone(net)),
     };
-    let (a_cfg, b_cfg) = (cfg(&nets[0]), cfg(&nets[1]));
-    let a_agent = peer::new_agent(&a_cfg).await.expect("agent a");
-    let b_agent = peer::new_agent(&b_cfg).await.expect("agent b");
-    let (a_link, b_link) = link::pair();
-    let (a, b) = tokio::join!(
-        peer::run(a_cfg, a_agent, a_link),
-        peer::run(b_cfg, b_agent, b_link)
-    );
+    let (a, b) = negotiate(cfg(&nets[0]), cfg(&nets[1])).await;
     assert!(
         a.connected && b.connected,
         "not connected: {}",
